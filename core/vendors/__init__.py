@@ -1,0 +1,1 @@
+"""Vendor adapters: one class per wire style behind ``ImageVendor``; presets are data."""
