@@ -1,0 +1,450 @@
+"""``Imagine``: the one facade every frontend calls (see docs/core-api.md).
+
+It turns chat-level intents into use-case calls: profiles and defaults, pricing,
+running jobs, rerolls, balances and the admin commands. Built by
+``core.bootstrap.build_app``; it holds no platform knowledge."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, replace
+
+from core.drafts import Drafts
+from core.errors import InvalidRequest, NotAdmin, UnknownUser
+from core.images import ImageLimits, load_sources
+from core.job_params import build_request, load_params, source_from_meta
+from core.jobs import PAUSE_FLAG, Frontends, JobReceipt, JobService
+from core.messages import Messages, normalize_locale
+from core.options import Defaults, ParsedPrompt, parse_prompt
+from core.ports import ChatRef, Frontend, UserRef
+from core.pricing import quote
+from core.settings import Settings
+from core.sweeper import Sweeper, SweepReport
+from core.types import ImageRequest, Quality, Resolution, SourceImage
+from core.vendors.base import ProgressCallback
+from core.vendors.preset import Preset
+from storage.files import FileStore
+from storage.interfaces import SYSTEM_TOPUP, Account, Store, Transfer, Tx
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "AccountReport",
+    "Defaults",
+    "HistoryEntry",
+    "Imagine",
+    "JobReceipt",
+    "JobSummary",
+    "ParsedPrompt",
+    "PriceInfo",
+    "Profile",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    account_id: int
+    balance: int
+    defaults: Defaults
+    locale: str
+    is_admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PriceInfo:
+    price: int
+    balance: int
+
+    @property
+    def affordable(self) -> bool:
+        return self.balance >= self.price
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    when: float
+    kind: str
+    amount: int  # signed, from the user's point of view
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountReport:
+    user_key: str
+    balance: int
+    pending: int
+    history: list[HistoryEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    job_id: str
+    user_key: str
+    state: str
+    kind: str
+    cost: int | None
+    estimate: int
+    created_at: float
+    error: str | None
+
+
+def _prefs_key(user: UserRef) -> str:
+    return f"prefs:{user.key}"
+
+
+class Imagine:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        files: FileStore,
+        jobs: JobService,
+        frontends: Frontends,
+        text: Messages,
+    ) -> None:
+        self.settings = settings
+        self.preset: Preset = jobs.preset
+        self.store = store
+        self.files = files
+        self.jobs = jobs
+        self.frontends = frontends
+        self.text = text
+        self.drafts = Drafts(store)
+        # Set by the composition root; frontends call ``app.sweep()`` once registered.
+        self.sweeper: Sweeper | None = None
+        self.limits = ImageLimits(
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            max_count=min(16, self.preset.max_input_images),
+        )
+
+    def add_frontend(self, frontend: Frontend) -> None:
+        self.frontends.add(frontend)
+
+    async def sweep(self) -> SweepReport | None:
+        """Finish what a previous run left (see core.sweeper); call after frontends
+        registered so interrupted jobs can be delivered or apologised for."""
+        return await self.sweeper.sweep() if self.sweeper is not None else None
+
+    # --- users ------------------------------------------------------------------
+
+    def is_admin(self, user: UserRef) -> bool:
+        return user.key in self.settings.admin_ids
+
+    def locale_for(self, user: UserRef, saved: str | None = None) -> str:
+        return saved or normalize_locale(user.locale, self.settings.default_locale)
+
+    async def _account(self, tx: Tx, user: UserRef) -> Account:
+        return await self.store.ledger.get_or_create_account(
+            tx,
+            user.platform,
+            user.user_id,
+            username=user.username,
+            welcome_grant=self.settings.welcome_credits,
+        )
+
+    async def profile(self, user: UserRef) -> Profile:
+        async with self.store.transaction() as tx:
+            account = await self._account(tx, user)
+            prefs = Defaults.from_json(await self.store.flags.get(tx, _prefs_key(user)))
+        return Profile(
+            account_id=account.id,
+            balance=account.available,
+            defaults=prefs.fitted(self.preset),
+            locale=self.locale_for(user, prefs.locale),
+            is_admin=self.is_admin(user),
+        )
+
+    async def save_defaults(
+        self,
+        user: UserRef,
+        *,
+        aspect: str | None = None,
+        resolution: str | None = None,
+        quality: str | None = None,
+        n: int | None = None,
+        locale: str | None = None,
+    ) -> Defaults:
+        changes = {
+            k: v
+            for k, v in {
+                "aspect": aspect,
+                "resolution": resolution,
+                "quality": quality,
+                "n": n,
+                "locale": locale,
+            }.items()
+            if v is not None
+        }
+        if "locale" in changes and changes["locale"] not in ("en", "zh"):
+            raise InvalidRequest("bad option", kind="option", option="locale", why="en or zh")
+        async with self.store.transaction() as tx:
+            current = Defaults.from_json(await self.store.flags.get(tx, _prefs_key(user)))
+            updated = replace(current, **changes)  # type: ignore[arg-type]
+            # Validate against the vendor now rather than at the next /imagine.
+            self._request("x", updated.fitted(self.preset) if not changes else updated)
+            await self.store.flags.set(tx, _prefs_key(user), updated.to_json())
+        return updated
+
+    async def find_user(self, platform: str, username: str) -> UserRef | None:
+        async with self.store.read() as tx:
+            account = await self.store.ledger.find_by_username(tx, platform, username.lstrip("@"))
+        if account is None:
+            return None
+        return UserRef(platform, account.external_id, account.username)
+
+    # --- requests ---------------------------------------------------------------
+
+    def parse_prompt(self, text: str, defaults: Defaults) -> ParsedPrompt:
+        return parse_prompt(text, defaults)
+
+    async def load_images(self, blobs: list[tuple[bytes, str | None]]) -> tuple[SourceImage, ...]:
+        return await load_sources(blobs, self.limits)
+
+    def _request(
+        self,
+        prompt: str,
+        defaults: Defaults,
+        sources: tuple[SourceImage, ...] = (),
+        mask: SourceImage | None = None,
+        user: UserRef | None = None,
+    ) -> ImageRequest:
+        request = ImageRequest(
+            prompt=prompt,
+            aspect=defaults.aspect,
+            resolution=Resolution(defaults.resolution),
+            quality=Quality(defaults.quality),
+            n=defaults.n,
+            sources=sources,
+            mask=mask,
+            user_tag=user.key if user else None,
+        )
+        quote(self.preset, request)  # raises Unsupported before anything else happens
+        return request
+
+    def build_request(
+        self,
+        prompt: str,
+        defaults: Defaults,
+        sources: tuple[SourceImage, ...] = (),
+        mask: SourceImage | None = None,
+        user: UserRef | None = None,
+    ) -> ImageRequest:
+        prompt = prompt.strip()
+        if not prompt:
+            raise InvalidRequest("empty prompt", kind="prompt_empty")
+        if len(prompt) > self.preset.max_prompt_chars:
+            raise InvalidRequest(
+                "prompt too long",
+                kind="prompt_too_long",
+                length=len(prompt),
+                limit=self.preset.max_prompt_chars,
+            )
+        return self._request(prompt, defaults, sources, mask, user)
+
+    async def quote(self, user: UserRef, request: ImageRequest) -> PriceInfo:
+        price = quote(self.preset, request).hold
+        return PriceInfo(price=price, balance=await self.balance(user))
+
+    async def run_job(
+        self,
+        user: UserRef,
+        request: ImageRequest,
+        chat: ChatRef,
+        on_progress: ProgressCallback | None = None,
+    ) -> JobReceipt:
+        profile = await self.profile(user)
+        return await self.jobs.run(
+            user, profile.account_id, request, chat, profile.locale, on_progress
+        )
+
+    async def job_request(self, job_id: str) -> ImageRequest:
+        async with self.store.read() as tx:
+            job = await self.store.jobs.get(tx, job_id)
+        if job is None:
+            raise InvalidRequest("no such job", kind="job_not_found")
+        data, source_meta, mask_meta = load_params(job.params)
+        sources = tuple([source_from_meta(m, await self.files.get(m["key"])) for m in source_meta])
+        mask = (
+            source_from_meta(mask_meta, await self.files.get(mask_meta["key"]))
+            if mask_meta
+            else None
+        )
+        return build_request(data, sources, mask)
+
+    async def reroll(
+        self, user: UserRef, job_id: str, chat: ChatRef, on_progress: ProgressCallback | None = None
+    ) -> JobReceipt:
+        request = await self.job_request(job_id)
+        return await self.run_job(user, replace(request, user_tag=user.key), chat, on_progress)
+
+    async def variation_request(self, user: UserRef, job_id: str) -> ImageRequest:
+        """An edit of the job's first result with the same prompt and options."""
+        request = await self.job_request(job_id)
+        async with self.store.read() as tx:
+            job = await self.store.jobs.get(tx, job_id)
+        if job is None or not job.result:
+            raise InvalidRequest("no result", kind="job_not_found")
+        files = json.loads(job.result).get("files") or []
+        if not files:
+            raise InvalidRequest("no result", kind="job_not_found")
+        data = await self.files.get(files[0])
+        (source,) = await self.load_images([(data, None)])
+        return replace(request, sources=(source,), mask=None, n=1, user_tag=user.key)
+
+    # --- account ----------------------------------------------------------------
+
+    async def balance(self, user: UserRef) -> int:
+        return (await self.profile(user)).balance
+
+    @staticmethod
+    def _entry(account_id: int, t: Transfer) -> HistoryEntry:
+        return HistoryEntry(
+            when=t.created_at, kind=t.kind, amount=t.delta_for(account_id), note=t.reason or ""
+        )
+
+    async def history(self, user: UserRef, limit: int = 10) -> list[HistoryEntry]:
+        async with self.store.transaction() as tx:
+            account = await self._account(tx, user)
+            rows = await self.store.ledger.history(tx, account.id, limit)
+        return [self._entry(account.id, t) for t in rows]
+
+    # --- admin ------------------------------------------------------------------
+
+    async def _admin(
+        self, tx: Tx, actor: UserRef, action: str, target: str | None, detail: str | None
+    ) -> None:
+        allowed = self.is_admin(actor)
+        await self.store.audit.record(tx, actor.key, action, target, detail, allowed)
+        if not allowed:
+            log.warning("refused admin action %s by %s", action, actor.key)
+            raise NotAdmin()
+
+    async def _refuse_if_not_admin(self, actor: UserRef, action: str, target: str | None) -> None:
+        if not self.is_admin(actor):
+            async with self.store.transaction() as tx:
+                await self.store.audit.record(tx, actor.key, action, target, None, False)
+            log.warning("refused admin action %s by %s", action, actor.key)
+            raise NotAdmin()
+
+    @staticmethod
+    def _amount(amount: int) -> int:
+        if not isinstance(amount, int) or amount <= 0:
+            raise InvalidRequest(
+                "bad amount", kind="option", option="amount", why="a positive whole number"
+            )
+        return amount
+
+    async def admin_topup(
+        self, actor: UserRef, target: UserRef, amount: int, reason: str | None = None
+    ) -> int:
+        await self._refuse_if_not_admin(actor, "topup", target.key)
+        self._amount(amount)
+        async with self.store.transaction() as tx:
+            await self._admin(tx, actor, "topup", target.key, f"{amount} {reason or ''}".strip())
+            account = await self._account(tx, target)
+            source = await self.store.ledger.system_account(tx, SYSTEM_TOPUP)
+            await self.store.ledger.transfer(
+                tx,
+                f"topup:{time.time_ns()}:{actor.key}",
+                source.id,
+                account.id,
+                amount,
+                "topup",
+                actor=actor.key,
+                reason=reason,
+                allow_overdraft=True,
+            )
+            return (await self.store.ledger.balance(tx, account.id)).available
+
+    async def admin_deduct(
+        self, actor: UserRef, target: UserRef, amount: int, reason: str | None = None
+    ) -> int:
+        await self._refuse_if_not_admin(actor, "deduct", target.key)
+        self._amount(amount)
+        async with self.store.transaction() as tx:
+            await self._admin(tx, actor, "deduct", target.key, f"{amount} {reason or ''}".strip())
+            account = await self._account(tx, target)
+            sink = await self.store.ledger.system_account(tx, SYSTEM_TOPUP)
+            await self.store.ledger.transfer(
+                tx,
+                f"deduct:{time.time_ns()}:{actor.key}",
+                account.id,
+                sink.id,
+                amount,
+                "deduct",
+                actor=actor.key,
+                reason=reason,
+            )
+            return (await self.store.ledger.balance(tx, account.id)).available
+
+    async def admin_set(
+        self, actor: UserRef, target: UserRef, amount: int, reason: str | None = None
+    ) -> int:
+        await self._refuse_if_not_admin(actor, "set", target.key)
+        if not isinstance(amount, int) or amount < 0:
+            raise InvalidRequest(
+                "bad amount", kind="option", option="amount", why="zero or a positive whole number"
+            )
+        async with self.store.transaction() as tx:
+            await self._admin(tx, actor, "set", target.key, f"{amount} {reason or ''}".strip())
+            account = await self._account(tx, target)
+            await self.store.ledger.set_balance(
+                tx,
+                f"set:{time.time_ns()}:{actor.key}",
+                account.id,
+                amount,
+                actor=actor.key,
+                reason=reason or "set by admin",
+            )
+            return (await self.store.ledger.balance(tx, account.id)).available
+
+    async def admin_show(self, actor: UserRef, target: UserRef) -> AccountReport:
+        await self._refuse_if_not_admin(actor, "show", target.key)
+        async with self.store.transaction() as tx:
+            await self._admin(tx, actor, "show", target.key, None)
+            account = await self.store.ledger.find_account(tx, target.platform, target.user_id)
+            if account is None:
+                raise UnknownUser()
+            rows = await self.store.ledger.history(tx, account.id, 10)
+        return AccountReport(
+            target.key, account.balance, account.pending, [self._entry(account.id, t) for t in rows]
+        )
+
+    async def admin_jobs(self, actor: UserRef, limit: int = 10) -> list[JobSummary]:
+        await self._refuse_if_not_admin(actor, "jobs", None)
+        async with self.store.transaction() as tx:
+            await self._admin(tx, actor, "jobs", None, None)
+            jobs = await self.store.jobs.recent(tx, limit)
+            summaries = []
+            for job in jobs:
+                account = await self.store.ledger.get_account(tx, job.account_id)
+                summaries.append(
+                    JobSummary(
+                        job.id,
+                        account.name,
+                        job.state,
+                        job.kind,
+                        job.cost,
+                        job.estimate,
+                        job.created_at,
+                        job.error,
+                    )
+                )
+        return summaries
+
+    async def admin_resume(self, actor: UserRef) -> bool:
+        await self._refuse_if_not_admin(actor, "resume", None)
+        async with self.store.transaction() as tx:
+            await self._admin(tx, actor, "resume", None, None)
+            return await self.store.flags.delete(tx, PAUSE_FLAG)
+
+    async def result_files(self, job_id: str) -> list[str]:
+        async with self.store.read() as tx:
+            job = await self.store.jobs.get(tx, job_id)
+        if job is None or not job.result:
+            return []
+        return list(json.loads(job.result).get("files") or [])

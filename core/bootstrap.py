@@ -1,0 +1,79 @@
+"""The composition root: settings in, a wired ``Imagine`` out. The only place that
+creates HTTP clients, opens the database and picks the vendor adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from core.app import Imagine
+from core.gate import FairGate
+from core.jobs import Frontends, JobLimits, JobService
+from core.messages import Messages
+from core.settings import Settings
+from core.sweeper import Sweeper
+from core.vendors.factory import build_vendor
+from core.vendors.http import RedactingFilter, quiet_http_loggers
+from storage import open_store
+from storage.files import FileStore
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Log lines pass a redaction filter: keys and tokens never reach the output."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    quiet_http_loggers()
+
+
+@contextlib.asynccontextmanager
+async def build_app(settings: Settings, *, sweep: bool = True) -> AsyncIterator[Imagine]:
+    """Open everything, sweep what a previous run left, yield the app, close it all.
+
+    The first sweep runs once frontends had a chance to register (on the first
+    ``start_sweeper`` call or right away when ``sweep`` is False no sweeper runs)."""
+    store = await open_store(settings.database_url)
+    handle = build_vendor(
+        settings.preset,
+        api_key=settings.vendor_api_key,
+        concurrency=settings.vendor_concurrency,
+        mock_latency=settings.mock_latency,
+    )
+    text = Messages(settings.default_locale)
+    frontends = Frontends()
+    jobs = JobService(
+        store=store,
+        files=FileStore(settings.data_dir / "files"),
+        vendor=handle.vendor,
+        gate=FairGate(settings.vendor_concurrency),
+        text=text,
+        frontends=frontends,
+        limits=JobLimits(settings.user_max_active_jobs, settings.user_jobs_per_minute),
+    )
+    app = Imagine(
+        settings=settings, store=store, files=jobs.files, jobs=jobs, frontends=frontends, text=text
+    )
+    sweeper = Sweeper(
+        jobs, delivery_grace=settings.delivery_grace, default_locale=settings.default_locale
+    )
+    app.sweeper = sweeper
+    periodic: asyncio.Task[None] | None = None
+    if sweep:
+        periodic = asyncio.create_task(sweeper.run_forever(settings.sweep_interval))
+    try:
+        yield app
+    finally:
+        if periodic is not None:
+            periodic.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await periodic
+        await sweeper.aclose()
+        await handle.aclose()
+        await store.close()

@@ -1,0 +1,156 @@
+"""The message catalogue every frontend renders from: one sentence per outcome, in
+English or Simplified Chinese. ``error()`` is the one place a domain error
+becomes chat text; it never shows a vendor body or a secret."""
+
+from __future__ import annotations
+
+import logging
+import string
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from core.errors import ImagineError, InvalidRequest
+from core.locales import en, zh
+from core.types import Progress
+
+if TYPE_CHECKING:
+    from core.app import Defaults, HistoryEntry, PriceInfo
+    from core.types import ImageRequest
+    from core.vendors.preset import Preset
+
+log = logging.getLogger(__name__)
+
+LOCALES: dict[str, dict[str, str]] = {"en": en.MESSAGES, "zh": zh.MESSAGES}
+
+
+def normalize_locale(hint: str | None, default: str = "en") -> str:
+    """Telegram's ``zh-hans``, Discord's ``zh-CN``/``zh-TW`` all map to ``zh``."""
+    if hint and hint.lower().startswith("zh"):
+        return "zh"
+    if hint and hint.lower().startswith("en"):
+        return "en"
+    return default
+
+
+class _Lenient(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class Messages:
+    default_locale: str = "en"
+
+    def t(self, key: str, locale: str | None = None, **params: Any) -> str:
+        catalogue = LOCALES.get(locale or self.default_locale, LOCALES["en"])
+        template = catalogue.get(key) or LOCALES["en"].get(key)
+        if template is None:
+            log.error("message key %r is missing", key)
+            return key
+        try:
+            return string.Formatter().vformat(template, (), _Lenient(params))
+        except (ValueError, IndexError):
+            return template
+
+    # --- errors ---------------------------------------------------------------
+
+    def error(self, err: BaseException, locale: str | None = None) -> str:
+        if isinstance(err, InvalidRequest) and "kind" in err.params:
+            return self.t(f"invalid.{err.params['kind']}", locale, **err.params)
+        if isinstance(err, ImagineError):
+            return self.t(err.code, locale, **err.params)
+        return self.t("error", locale)
+
+    # --- progress and results -------------------------------------------------
+
+    def status(self, progress: Progress, locale: str | None, elapsed: float) -> str:
+        secs = int(elapsed)
+        if progress.stage == "queued":
+            return self.t("status.queued", locale, position=progress.queue_position or 1)
+        if progress.stage == "partial" and progress.partial is not None:
+            return self.t("status.partial", locale, index=progress.partial.index + 1, elapsed=secs)
+        if progress.stage in ("polling", "downloading"):
+            return self.t(f"status.{progress.stage}", locale, elapsed=secs)
+        return self.t("status.started", locale, elapsed=secs)
+
+    def caption(
+        self,
+        locale: str,
+        prompt: str,
+        cost: int,
+        balance: int,
+        revised: str | None = None,
+        limit: int = 1024,
+    ) -> str:
+        text = self.t("caption", locale, prompt="{prompt}", cost=cost, balance=balance)
+        room = limit - len(text) + len("{prompt}")
+        shown = prompt if len(prompt) <= room else prompt[: max(0, room - 1)] + "…"
+        text = text.replace("{prompt}", shown)
+        if revised and revised != prompt:
+            extra = "\n" + self.t("caption.revised", locale, revised=revised)
+            if len(text) + len(extra) <= limit:
+                text += extra
+        return text
+
+    # --- account --------------------------------------------------------------
+
+    def balance(self, locale: str | None, balance: int) -> str:
+        return self.t("balance", locale, balance=balance)
+
+    def options_summary(self, locale: str | None, defaults: Defaults) -> str:
+        return self.t(
+            "options",
+            locale,
+            aspect=defaults.aspect,
+            resolution=defaults.resolution,
+            quality=defaults.quality,
+            n=defaults.n,
+        )
+
+    def price(self, locale: str | None, info: PriceInfo, request: ImageRequest) -> str:
+        what = self.t("price.edit" if request.is_edit else "price.generate", locale)
+        details = self.t(
+            "options",
+            locale,
+            aspect=request.aspect,
+            resolution=request.resolution.value,
+            quality=request.quality.value,
+            n=request.n,
+        )
+        text = self.t(
+            "price", locale, what=what, price=info.price, details=details, balance=info.balance
+        )
+        tail = (
+            self.t("price.affordable", locale)
+            if info.affordable
+            else self.t("price.unaffordable", locale, missing=info.price - info.balance)
+        )
+        return f"{text}\n{tail}"
+
+    def history(self, locale: str | None, entries: Sequence[HistoryEntry]) -> str:
+        if not entries:
+            return self.t("history.empty", locale)
+        lines = [self.t("history.header", locale)]
+        for e in entries:
+            note = self.t(f"history.kind.{e.kind}", locale)
+            if note == f"history.kind.{e.kind}":
+                note = e.kind
+            if e.note:
+                note = f"{note} · {e.note}"
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.when))
+            lines.append(self.t("history.line", locale, when=when, amount=e.amount, note=note))
+        return "\n".join(lines)
+
+    def help(self, locale: str | None, preset: Preset, is_admin: bool = False) -> str:
+        parts = [self.t("help", locale)]
+        if not (preset.can_generate and preset.generate_model):
+            parts.append(self.t("help.generate_unavailable", locale))
+        parts.append(self.t("help.privacy", locale))
+        if is_admin:
+            parts.append(self.t("help.admin", locale))
+        return "\n\n".join(parts)
+
+    def welcome(self, locale: str | None, balance: int, preset: Preset, is_admin: bool) -> str:
+        return self.t("welcome", locale, balance=balance, help=self.help(locale, preset, is_admin))

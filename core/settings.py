@@ -1,0 +1,319 @@
+"""Settings, read once at start from the environment and an optional ``.env`` file.
+
+Every setting is documented in ``.env.example``. A missing or invalid one stops
+start-up with one sentence naming it (``ConfigError``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from core.errors import ConfigError
+from core.vendors.preset import Preset, PriceTable
+from core.vendors.presets import PRESETS
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    preset: Preset
+    vendor_api_key: str
+    vendor_config: str | None
+    database_url: str
+    data_dir: Path
+    output_dir: Path
+    admin_ids: frozenset[str]
+    welcome_credits: int
+    vendor_concurrency: int
+    user_max_active_jobs: int
+    user_jobs_per_minute: int
+    max_image_bytes: int
+    max_image_pixels: int
+    mock_latency: float
+    sweep_interval: float
+    delivery_grace: float
+    log_level: str
+    default_locale: str
+    telegram_token: str | None
+    telegram_base_url: str | None
+    telegram_base_file_url: str | None
+    telegram_webhook_url: str | None
+    telegram_webhook_secret: str | None
+    telegram_webhook_listen: str
+    public_base_url: str | None
+    public_listen: str
+    discord_token: str | None
+    discord_guild_ids: tuple[int, ...]
+    discord_alert_channel_id: int | None
+    discord_mention_replies: bool
+
+    @property
+    def vendor_is_default_mock(self) -> bool:
+        return self.preset.name == "mock"
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"Settings(vendor={self.preset.name}, database={self.database_url})"
+
+
+def _env(source: Mapping[str, str | None], name: str, default: str | None = None) -> str | None:
+    value = source.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip()
+
+
+def _int(source: Mapping[str, str | None], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = _env(source, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}.", setting=name) from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}.", setting=name)
+    return value
+
+
+def _float(source: Mapping[str, str | None], name: str, default: float) -> float:
+    raw = _env(source, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be a number of seconds, not {raw!r}.", setting=name
+        ) from None
+    if value < 0:
+        raise ConfigError(f"{name} cannot be negative.", setting=name)
+    return value
+
+
+def _bool(source: Mapping[str, str | None], name: str, default: bool) -> bool:
+    raw = _env(source, name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}.", setting=name)
+
+
+def _url(source: Mapping[str, str | None], name: str) -> str | None:
+    raw = _env(source, name)
+    if raw is not None and not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must start with http:// or https://.", setting=name)
+    return raw.rstrip("/") if raw else None
+
+
+def _admin_ids(raw: str | None) -> frozenset[str]:
+    ids: set[str] = set()
+    for item in (raw or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        platform, sep, uid = item.partition(":")
+        if not sep or not platform or not uid:
+            raise ConfigError(
+                f"ADMIN_USER_IDS entries look like telegram:123 or discord:456, not {item!r}.",
+                setting="ADMIN_USER_IDS",
+            )
+        ids.add(f"{platform.strip().lower()}:{uid.strip()}")
+    return frozenset(ids)
+
+
+def _id_list(source: Mapping[str, str | None], name: str) -> tuple[int, ...]:
+    raw = _env(source, name) or ""
+    try:
+        return tuple(int(x) for x in raw.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be a comma-separated list of numeric ids.", setting=name
+        ) from None
+
+
+_PRESET_FIELDS = {f.name: f for f in fields(Preset)}
+_PRICE_FIELDS = {f.name: f for f in fields(PriceTable)}
+
+
+def _coerce(name: str, current: Any, value: Any) -> Any:
+    """Type-check one override against the preset's current value."""
+    where = f"VENDOR_CONFIG key {name!r}"
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false.", setting="VENDOR_CONFIG")
+        return value
+    if isinstance(current, float):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"{where} must be a number.", setting="VENDOR_CONFIG")
+        return float(value)
+    if isinstance(current, int):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{where} must be a whole number.", setting="VENDOR_CONFIG")
+        return value
+    if isinstance(current, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings.", setting="VENDOR_CONFIG")
+        return tuple(value)
+    if isinstance(current, dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table.", setting="VENDOR_CONFIG")
+        return value
+    if current is None or isinstance(current, str):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string.", setting="VENDOR_CONFIG")
+        return value
+    return value
+
+
+def apply_overrides(preset: Preset, data: Mapping[str, Any]) -> Preset:
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "price":
+            if not isinstance(value, dict):
+                raise ConfigError("VENDOR_CONFIG [price] must be a table.", setting="VENDOR_CONFIG")
+            price_changes: dict[str, Any] = {}
+            for pkey, pvalue in value.items():
+                if pkey not in _PRICE_FIELDS:
+                    raise ConfigError(
+                        f"VENDOR_CONFIG has an unknown price key {pkey!r}.", setting="VENDOR_CONFIG"
+                    )
+                if pkey == "per_image":
+                    if not isinstance(pvalue, dict) or not all(
+                        isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                        for v in pvalue.values()
+                    ):
+                        raise ConfigError(
+                            "VENDOR_CONFIG price.per_image values must be whole "
+                            "numbers of credits.",
+                            setting="VENDOR_CONFIG",
+                        )
+                    # Merged, so an operator can change one price without restating all.
+                    price_changes[pkey] = {**preset.price.per_image, **pvalue}
+                else:
+                    price_changes[pkey] = _coerce(
+                        f"price.{pkey}", getattr(preset.price, pkey), pvalue
+                    )
+            changes["price"] = replace(preset.price, **price_changes)
+        elif key in _PRESET_FIELDS and key != "name":
+            changes[key] = _coerce(key, getattr(preset, key), value)
+        else:
+            raise ConfigError(f"VENDOR_CONFIG has an unknown key {key!r}.", setting="VENDOR_CONFIG")
+    return replace(preset, **changes)
+
+
+def _load_preset(env: Mapping[str, str | None]) -> Preset:
+    name = (_env(env, "VENDOR") or "mock").lower()
+    if name not in PRESETS:
+        raise ConfigError(
+            f"VENDOR={name!r} is not a known preset; choose one of {', '.join(PRESETS)}.",
+            setting="VENDOR",
+        )
+    preset = PRESETS[name]
+    config_path = _env(env, "VENDOR_CONFIG")
+    if config_path:
+        path = Path(config_path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"VENDOR_CONFIG file {path} does not exist.", setting="VENDOR_CONFIG"
+            ) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"VENDOR_CONFIG file {path} is not valid TOML: {exc}.", setting="VENDOR_CONFIG"
+            ) from None
+        preset = apply_overrides(preset, data)
+    base_url = _url(env, "VENDOR_BASE_URL")
+    if base_url:
+        preset = replace(preset, base_url=base_url)
+    model = _env(env, "VENDOR_MODEL")
+    if model:
+        preset = replace(
+            preset,
+            model=model,
+            generate_model=model if preset.generate_model is not None else None,
+        )
+    markup = _int(env, "PRICE_MARKUP_PERCENT", preset.price.markup_percent)
+    preset = replace(preset, price=replace(preset.price, markup_percent=markup))
+    if preset.style != "mock" and not preset.base_url:
+        raise ConfigError(
+            f"VENDOR_BASE_URL is required for VENDOR={name} (its document names no address).",
+            setting="VENDOR_BASE_URL",
+        )
+    return preset
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Environment wins over ``.env`` so a container's settings override a stale file."""
+    merged: dict[str, str | None] = {}
+    if env_file is not None and Path(env_file).is_file():
+        merged.update(dotenv_values(env_file))
+    merged.update(os.environ if environ is None else environ)
+
+    preset = _load_preset(merged)
+    api_key = _env(merged, "VENDOR_API_KEY") or ""
+    if preset.style != "mock" and not api_key:
+        raise ConfigError(
+            f"VENDOR_API_KEY is required for VENDOR={preset.name}.", setting="VENDOR_API_KEY"
+        )
+    database_url = _env(merged, "DATABASE_URL", "sqlite:///data/imagine-bot.sqlite3") or ""
+    if not database_url.startswith("sqlite:///"):
+        raise ConfigError(
+            "DATABASE_URL must look like sqlite:///data/imagine-bot.sqlite3 "
+            "(other databases are not supported yet).",
+            setting="DATABASE_URL",
+        )
+    max_mb = _int(merged, "MAX_IMAGE_MB", 20, minimum=1)
+    webhook = _url(merged, "TELEGRAM_WEBHOOK_URL")
+    channel = _env(merged, "DISCORD_ALERT_CHANNEL_ID")
+    if channel is not None and not channel.isdigit():
+        raise ConfigError(
+            "DISCORD_ALERT_CHANNEL_ID must be a numeric channel id.",
+            setting="DISCORD_ALERT_CHANNEL_ID",
+        )
+    locale = (_env(merged, "DEFAULT_LOCALE", "en") or "en").lower()
+    if locale not in ("en", "zh"):
+        raise ConfigError("DEFAULT_LOCALE must be en or zh.", setting="DEFAULT_LOCALE")
+    return Settings(
+        preset=preset,
+        vendor_api_key=api_key,
+        vendor_config=_env(merged, "VENDOR_CONFIG"),
+        database_url=database_url,
+        data_dir=Path(_env(merged, "DATA_DIR", "data") or "data"),
+        output_dir=Path(_env(merged, "OUTPUT_DIR", "out") or "out"),
+        admin_ids=_admin_ids(_env(merged, "ADMIN_USER_IDS")),
+        welcome_credits=_int(merged, "WELCOME_CREDITS", 0),
+        vendor_concurrency=_int(merged, "VENDOR_CONCURRENCY", 16, minimum=1),
+        user_max_active_jobs=_int(merged, "USER_MAX_ACTIVE_JOBS", 2, minimum=1),
+        user_jobs_per_minute=_int(merged, "USER_JOBS_PER_MINUTE", 10, minimum=1),
+        max_image_bytes=max_mb * 1024 * 1024,
+        max_image_pixels=_int(merged, "MAX_IMAGE_MEGAPIXELS", 40, minimum=1) * 1_000_000,
+        mock_latency=_float(merged, "MOCK_LATENCY", 1.0),
+        sweep_interval=_float(merged, "SWEEP_INTERVAL", 60.0),
+        delivery_grace=_float(merged, "DELIVERY_GRACE", 600.0),
+        log_level=(_env(merged, "LOG_LEVEL", "INFO") or "INFO").upper(),
+        default_locale=locale,
+        telegram_token=_env(merged, "TELEGRAM_BOT_TOKEN"),
+        telegram_base_url=_url(merged, "TELEGRAM_BASE_URL"),
+        telegram_base_file_url=_url(merged, "TELEGRAM_BASE_FILE_URL"),
+        telegram_webhook_url=webhook,
+        telegram_webhook_secret=_env(merged, "TELEGRAM_WEBHOOK_SECRET"),
+        telegram_webhook_listen=_env(merged, "TELEGRAM_WEBHOOK_LISTEN", "0.0.0.0:8443") or "",
+        public_base_url=_url(merged, "PUBLIC_BASE_URL"),
+        public_listen=_env(merged, "PUBLIC_LISTEN", "0.0.0.0:8080") or "",
+        discord_token=_env(merged, "DISCORD_BOT_TOKEN"),
+        discord_guild_ids=_id_list(merged, "DISCORD_GUILD_IDS"),
+        discord_alert_channel_id=int(channel) if channel else None,
+        discord_mention_replies=_bool(merged, "DISCORD_MENTION_REPLIES", False),
+    )

@@ -1,0 +1,47 @@
+"""Build the configured vendor adapter: the wire style picks the class, the preset
+carries every difference. The HTTP clients are owned by the returned ``VendorHandle``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from core.vendors.base import ImageVendor
+from core.vendors.envelope import EnvelopeVendor
+from core.vendors.http import build_client, build_download_client
+from core.vendors.mock import MockVendor
+from core.vendors.openai_compat import OpenAICompatVendor
+from core.vendors.preset import Preset
+from core.vendors.tasks import TaskVendor
+
+
+@dataclass
+class VendorHandle:
+    vendor: ImageVendor
+    clients: tuple[httpx.AsyncClient, ...] = ()
+
+    async def aclose(self) -> None:
+        await self.vendor.aclose()
+        for client in self.clients:
+            await client.aclose()
+
+
+def build_vendor(
+    preset: Preset, *, api_key: str, concurrency: int, mock_latency: float = 1.0
+) -> VendorHandle:
+    if preset.style == "mock":
+        return VendorHandle(MockVendor(preset, latency=mock_latency))
+    # One connection per allowed concurrent call, plus headroom for task polls and
+    # result downloads that overlap the next call (httpx's default pool is only 100).
+    connections = concurrency + 16
+    client = build_client(preset, api_key=api_key, max_connections=connections)
+    downloader = build_download_client(max_connections=connections)
+    vendor: ImageVendor
+    if preset.style == "openai":
+        vendor = OpenAICompatVendor(preset, client=client, downloader=downloader)
+    elif preset.style == "envelope":
+        vendor = EnvelopeVendor(preset, client=client, downloader=downloader)
+    else:
+        vendor = TaskVendor(preset, client=client, downloader=downloader)
+    return VendorHandle(vendor, (client, downloader))

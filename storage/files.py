@@ -1,0 +1,50 @@
+"""Job files on disk: the source images a job was asked with and the results it got,
+so a reroll, a variation or a delivery after a restart has the original bytes.
+
+Writes are atomic (temp file + rename) and fsynced: a result that the job row
+says is on disk must survive a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+
+class FileStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"key escapes the store: {key!r}")
+        return path
+
+    def _write(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    async def put_many(self, items: list[tuple[str, bytes]]) -> None:
+        def write_all() -> None:
+            for key, data in items:
+                self._write(key, data)
+
+        if items:
+            await asyncio.to_thread(write_all)
+
+    async def get(self, key: str) -> bytes:
+        return await asyncio.to_thread(self._path(key).read_bytes)
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self._path(key).is_file)
+
+    async def delete_dir(self, prefix: str) -> None:
+        await asyncio.to_thread(shutil.rmtree, self._path(prefix), True)
