@@ -30,9 +30,10 @@ class InvalidRequest(ImagineError):
 
     code = "invalid_request"
 
-    def __init__(self, reason: str, **params: object) -> None:
-        super().__init__(reason, reason=reason, **params)
-        self.reason = reason
+    def __init__(self, detail: str, /, **params: object) -> None:
+        params.setdefault("reason", detail)
+        super().__init__(detail, **params)
+        self.reason = str(params["reason"])
 
 
 class Unsupported(InvalidRequest):

@@ -293,7 +293,8 @@ def load_settings(
         data_dir=Path(_env(merged, "DATA_DIR", "data") or "data"),
         output_dir=Path(_env(merged, "OUTPUT_DIR", "out") or "out"),
         admin_ids=_admin_ids(_env(merged, "ADMIN_USER_IDS")),
-        welcome_credits=_int(merged, "WELCOME_CREDITS", 0),
+        # With the mock vendor credits cost nothing real: give a newcomer some to try.
+        welcome_credits=_int(merged, "WELCOME_CREDITS", 100 if preset.style == "mock" else 0),
         vendor_concurrency=_int(merged, "VENDOR_CONCURRENCY", 16, minimum=1),
         user_max_active_jobs=_int(merged, "USER_MAX_ACTIVE_JOBS", 2, minimum=1),
         user_jobs_per_minute=_int(merged, "USER_JOBS_PER_MINUTE", 10, minimum=1),

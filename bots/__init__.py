@@ -1,0 +1,1 @@
+"""Frontends: thin adapters from a platform's events to ``core.app.Imagine`` calls."""

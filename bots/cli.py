@@ -1,0 +1,274 @@
+"""``imagine-bot``: the command line. Operators use it to run the bot, check the
+configuration, make or edit images locally and manage credits; it is a frontend
+like the chat ones and goes through the same core calls."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bots.files import FolderFrontend
+from core.app import Imagine
+from core.bootstrap import build_app, configure_logging
+from core.errors import ConfigError, ImagineError, InvalidRequest
+from core.messages import Messages
+from core.options import Defaults
+from core.ports import ChatRef, UserRef
+from core.settings import Settings, load_settings
+from core.types import Quality, Resolution, SourceImage
+
+log = logging.getLogger("imagine-bot")
+
+_MAX_URL_IMAGE = 20 * 1024 * 1024
+
+
+def _user(raw: str | None) -> UserRef:
+    """``telegram:123`` names a chat user; a bare id is a local command-line user."""
+    if not raw:
+        return UserRef("cli", "operator")
+    platform, sep, uid = raw.partition(":")
+    return UserRef(platform, uid) if sep and uid else UserRef("cli", raw)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="imagine-bot", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="start every platform whose token is set, else the console chat")
+    sub.add_parser("doctor", help="check the configuration and say what is wrong")
+
+    def job_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("prompt")
+        sp.add_argument("--aspect", default=None, help="aspect ratio, e.g. 16:9")
+        sp.add_argument("--resolution", default=None, choices=[r.value for r in Resolution])
+        sp.add_argument("--quality", default=None, choices=[q.value for q in Quality])
+        sp.add_argument("--n", type=int, default=None, help="number of images")
+        sp.add_argument("--out", type=Path, default=None, help="folder for the results")
+        sp.add_argument(
+            "--user",
+            default=None,
+            help="who pays, e.g. telegram:123 (default: the local operator account cli:operator)",
+        )
+
+    job_options(sub.add_parser("imagine", help="generate images"))
+    edit = sub.add_parser("edit", help="edit images")
+    job_options(edit)
+    edit.add_argument("--image", action="append", required=True, help="path or http(s) URL")
+    edit.add_argument("--mask", default=None, help="mask image path")
+
+    credits = sub.add_parser("credits", help="manage a user's credits")
+    csub = credits.add_subparsers(dest="action", required=True)
+    for name in ("topup", "set", "deduct"):
+        c = csub.add_parser(name)
+        c.add_argument("user")
+        c.add_argument("amount", type=int)
+        c.add_argument("reason", nargs="?", default=None)
+    csub.add_parser("show").add_argument("user")
+    csub.add_parser("history").add_argument("user")
+
+    discord = sub.add_parser("discord", help="Discord tools")
+    dsub = discord.add_subparsers(dest="action", required=True)
+    dsub.add_parser("sync", help="register the slash commands now")
+    return p
+
+
+def _read_file(ref: str) -> bytes:
+    return Path(ref).expanduser().read_bytes()
+
+
+async def _read_image(ref: str) -> tuple[bytes, str | None]:
+    if ref.startswith(("http://", "https://")):
+        async with (
+            httpx.AsyncClient(timeout=60, follow_redirects=True) as client,
+            client.stream("GET", ref) as response,
+        ):
+            if response.status_code != 200:
+                raise InvalidRequest(
+                    "download", kind="download", reason=f"HTTP {response.status_code}"
+                )
+            data = bytearray()
+            async for chunk in response.aiter_bytes():
+                data += chunk
+                if len(data) > _MAX_URL_IMAGE:
+                    raise InvalidRequest("too big", kind="bytes", limit_mb=20)
+        return bytes(data), ref  # a public URL: vendors that need one may use it
+    try:
+        return await asyncio.to_thread(_read_file, ref), None
+    except OSError:
+        raise InvalidRequest("missing file", kind="download", reason=f"no file {ref}") from None
+
+
+async def _job(app: Imagine, args: argparse.Namespace) -> int:
+    user = _user(args.user)
+    profile = await app.profile(user)
+    defaults = profile.defaults
+    changes = {
+        k: v
+        for k, v in (
+            ("aspect", args.aspect),
+            ("resolution", args.resolution),
+            ("quality", args.quality),
+            ("n", args.n),
+        )
+        if v is not None
+    }
+    defaults = (
+        replace(defaults, **changes)
+        if changes
+        else Defaults(defaults.aspect, defaults.resolution, defaults.quality, defaults.n)
+    )
+    sources: tuple[SourceImage, ...] = ()
+    mask: SourceImage | None = None
+    if args.command == "edit":
+        sources = await app.load_images([await _read_image(ref) for ref in args.image])
+        if args.mask:
+            (mask,) = await app.load_images([await _read_image(args.mask)])
+    request = app.build_request(args.prompt, defaults, sources, mask, user=user)
+    out = FolderFrontend("cli", args.out or app.settings.output_dir)
+    app.add_frontend(out)
+    await app.run_job(user, request, ChatRef("cli"))
+    return 0
+
+
+async def _credits(app: Imagine, args: argparse.Namespace) -> int:
+    # The person at this terminal is the operator: recorded as the actor cli:operator.
+    actor = UserRef("cli", "operator")
+    target = _user(args.user)
+    text = app.text
+    if args.action == "topup":
+        balance = await app.admin_topup(actor, target, args.amount, args.reason)
+        print(text.t("admin.topup_done", amount=args.amount, user=target.key, balance=balance))
+    elif args.action == "set":
+        balance = await app.admin_set(actor, target, args.amount, args.reason)
+        print(text.t("admin.set_done", user=target.key, balance=balance))
+    elif args.action == "deduct":
+        balance = await app.admin_deduct(actor, target, args.amount, args.reason)
+        print(text.t("admin.deduct_done", amount=args.amount, user=target.key, balance=balance))
+    else:
+        report = await app.admin_show(actor, target)
+        print(
+            text.t(
+                "admin.show", user=report.user_key, balance=report.balance, pending=report.pending
+            )
+        )
+        if args.action == "history":
+            print(text.history(None, report.history))
+    return 0
+
+
+def _doctor(settings: Settings) -> int:
+    preset = settings.preset
+    print(f"vendor: {preset.name} ({preset.style}; {preset.description})")
+    if preset.seed:
+        print(f"  follows seed document {preset.seed}")
+    print(f"  base URL: {preset.base_url or '(local)'}")
+    print(f"  model: {preset.model}; key: {'set' if settings.vendor_api_key else 'not set'}")
+    print("  sizes: " + "; ".join(f"{t}: {', '.join(a)}" for t, a in preset.sizes.items()))
+    print(f"database: {settings.database_url}")
+    print(
+        f"telegram: {'token set' if settings.telegram_token else 'off (TELEGRAM_BOT_TOKEN unset)'}"
+    )
+    print(f"discord: {'token set' if settings.discord_token else 'off (DISCORD_BOT_TOKEN unset)'}")
+    print(f"admins: {', '.join(sorted(settings.admin_ids)) or 'none (ADMIN_USER_IDS unset)'}")
+    problems = []
+    if preset.needs_public_urls and not settings.public_base_url:
+        problems.append(
+            "VENDOR needs public image URLs for edits from Telegram: set "
+            "PUBLIC_BASE_URL (Discord attachments work without it)."
+        )
+    if not settings.admin_ids:
+        problems.append("ADMIN_USER_IDS is empty: nobody can top up credits from a chat.")
+    for problem in problems:
+        print(f"warning: {problem}")
+    print("configuration OK")
+    return 0
+
+
+async def _run(settings: Settings) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    runners: list[Callable[[Imagine, asyncio.Event], Coroutine[Any, Any, None]]] = []
+    if settings.telegram_token:
+        from bots.telegram import run_telegram
+
+        runners.append(run_telegram)
+    if settings.discord_token:
+        from bots.discord import run_discord
+
+        runners.append(run_discord)
+    if not runners:
+        from bots.console import run_console
+
+        # Nobody else can reach a console: its one user is the operator.
+        settings = replace(settings, admin_ids=settings.admin_ids | {"console:local"})
+        runners.append(run_console)
+    async with build_app(settings) as app:
+        tasks = [asyncio.create_task(r(app, stop)) for r in runners]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    return 0
+
+
+async def _main(args: argparse.Namespace, settings: Settings) -> int:
+    # The person at this terminal runs the bot: the local operator account is an admin.
+    settings = replace(settings, admin_ids=settings.admin_ids | {"cli:operator"})
+    if args.command == "run":
+        return await _run(settings)
+    if args.command == "discord":
+        from bots.discord import sync_commands
+
+        async with build_app(settings, sweep=False) as app:
+            print(await sync_commands(app))
+        return 0
+    async with build_app(settings, sweep=False) as app:
+        if args.command in ("imagine", "edit"):
+            return await _job(app, args)
+        return await _credits(app, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as err:
+        print(f"imagine-bot: {err.detail}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level if args.command == "run" else "WARNING")
+    if settings.vendor_is_default_mock and args.command in ("run", "imagine", "edit", "doctor"):
+        print(
+            "imagine-bot: VENDOR is unset, using the built-in mock vendor (placeholder "
+            "images, no network). Set VENDOR in .env for a real one.",
+            file=sys.stderr,
+        )
+    if args.command == "doctor":
+        return _doctor(settings)
+    try:
+        return asyncio.run(_main(args, settings))
+    except ConfigError as err:
+        print(f"imagine-bot: {err.detail}", file=sys.stderr)
+        return 2
+    except ImagineError as err:
+        print(f"imagine-bot: {Messages().error(err, 'en')}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
