@@ -265,6 +265,8 @@ class EnvelopeVendor:
         )
         body = json_body(response, what="edit")
         code = body.get("code")
+        if isinstance(code, str) and code.strip() == "0":
+            code = 0
         if code != 0:
             if code is None or isinstance(code, bool) or not isinstance(code, int | str):
                 raise VendorUnavailable(

@@ -36,9 +36,11 @@ import email.utils
 import json
 import logging
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 from typing import Any
 
 import httpx
@@ -100,6 +102,16 @@ _BACKOFF_BASE = 0.5
 # --- clients ------------------------------------------------------------------------
 
 
+@cache
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context shared by every client (building one costs ~0.1 s)."""
+    try:
+        import certifi
+    except ImportError:  # pragma: no cover - httpx depends on certifi
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 def build_client(preset: Preset, *, api_key: str, max_connections: int = 100) -> httpx.AsyncClient:
     """The authenticated client for one vendor; relative URLs join ``preset.base_url``."""
     return httpx.AsyncClient(
@@ -115,6 +127,7 @@ def build_client(preset: Preset, *, api_key: str, max_connections: int = 100) ->
             max_connections=max_connections, max_keepalive_connections=max_connections
         ),
         follow_redirects=False,
+        verify=_ssl_context(),
     )
 
 
@@ -127,6 +140,7 @@ def build_download_client(*, max_connections: int = 100, timeout: float = 60) ->
         ),
         follow_redirects=True,
         max_redirects=5,
+        verify=_ssl_context(),
     )
 
 
@@ -362,7 +376,16 @@ def error_for(
 ) -> VendorError:
     """Map a non-2xx answer (or a 2xx carrying an error ``body``) to a domain error.
 
-    ``detail`` quotes a truncated body for logs; ``reason`` is a short plain sentence.
+    Table: moderation codes (``moderation_blocked``, ``content_policy_violation``, ...)
+    -> ``VendorRejected`` with a friendly reason; 400/422 (and other 4xx, and a 2xx
+    error body) -> ``VendorRejected`` with the vendor's message in plain words;
+    401/403/3xx -> ``VendorMisconfigured``; 404 -> ``VendorMisconfigured`` on create,
+    ``VendorUnavailable`` on a poll (unknown task); 402 -> ``VendorOutOfCredits``;
+    409/429 -> ``VendorBusy``; 5xx -> ``VendorUnavailable(maybe_billed=<POST>)``.
+
+    ``detail`` quotes a truncated, redacted body for logs; ``reason`` is a short plain
+    sentence, never the raw body. ``params`` gains ``status`` and, when the body has
+    one, ``vendor_code`` (e.g. ``image_url_not_available``) for adapters to act on.
     """
     status = response.status_code
     try:
@@ -402,7 +425,9 @@ def _map_status(
     if status in (400, 422) or (200 <= status < 300):
         reason = plain or f"The image service rejected the request (HTTP {status})."
         return VendorRejected(reason, detail=detail)
-    if status in (401, 403):
+    if status in (401, 403) or 300 <= status < 400:
+        # 3xx: redirects are not followed (they would drop or leak the key); the
+        # configured base URL is wrong (http vs https, a moved host).
         return VendorMisconfigured(detail)
     if status == 404:
         if on_create:

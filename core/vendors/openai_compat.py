@@ -387,10 +387,11 @@ class OpenAICompatVendor:
                 if (
                     kind == "error"
                     or kind.endswith(".failed")
-                    or ("error" in payload and not kind.endswith((".partial_image", ".completed")))
+                    or (
+                        payload.get("error") and not kind.endswith((".partial_image", ".completed"))
+                    )
                 ):
-                    err = payload.get("error", payload)
-                    raise http.error_for(response, on_create=True, body={"error": err})
+                    raise _stream_error(response, payload)
                 if kind.endswith(".partial_image"):
                     b64 = payload.get("b64_json")
                     if not isinstance(b64, str) or not b64:
@@ -440,6 +441,33 @@ class OpenAICompatVendor:
         if header:
             return header[:200]
         return _str_id(body.get("id")) if body else None
+
+
+# An error event's ``type``/``code`` -> the HTTP status it would have had.
+_STREAM_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "invalid_value": 400,
+    "image_generation_user_error": 400,
+    "authentication_error": 401,
+    "invalid_api_key": 401,
+    "insufficient_quota": 402,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+}
+
+
+def _stream_error(response: httpx.Response, payload: dict[str, Any]) -> VendorError:
+    """A domain error for an ``error`` event received after the 200 (SSE)."""
+    err = payload.get("error", payload)
+    err = err if isinstance(err, dict) else {"message": str(err)}
+    status = 500
+    for key in ("code", "type"):
+        value = err.get(key)
+        if isinstance(value, str) and value in _STREAM_ERROR_STATUS:
+            status = _STREAM_ERROR_STATUS[value]
+            break
+    synthetic = httpx.Response(status, json={"error": err}, request=response.request)
+    return http.error_for(synthetic, on_create=True, body={"error": err})
 
 
 def _str_id(value: object) -> str | None:

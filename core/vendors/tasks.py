@@ -24,7 +24,8 @@ Error policy:
   number (402 -> out of credits, 401 -> misconfigured, 404 on create ->
   misconfigured, 404 on poll -> unavailable, 409/429 -> busy, 400/422 ->
   rejected, 5xx -> unavailable). A busy code on create is retried within the
-  same bound as an HTTP 409/429.
+  same bound as an HTTP 409/429; a 429 or 5xx code on a poll is simply polled
+  again after the back-off, at most ``preset.max_retries`` times in a row.
 - Once a task exists, every failure except ``TaskFailed`` is ``maybe_billed``:
   the vendor may finish (and bill) the task without us.
 - A body we cannot read is ``VendorUnavailable``; after the task exists it is
@@ -67,6 +68,7 @@ CREATE_PATH = "api/v1/jobs/createTask"
 POLL_PATH = "api/v1/jobs/recordInfo"
 _OK = 200
 _BUSY_CODES = frozenset({409, 429})
+_TRANSIENT_POLL_CODES = frozenset({429})
 _RUNNING_STATES = frozenset({"waiting", "queuing", "queued", "pending", "generating", "running"})
 
 Sleep = Callable[[float], Awaitable[object]]
@@ -202,14 +204,18 @@ class TaskVendor:
             error = _code_error(response, code, body, on_create=True)
             if code in _BUSY_CODES and attempt < self.preset.max_retries:
                 # Refused, so nothing was created or billed: wait and ask again.
-                await self._sleep(min(0.5 * 2**attempt, self.preset.retry_after_cap))
+                advised = http.parse_retry_after(response.headers.get("Retry-After"))
+                wait = 0.5 * 2**attempt if advised is None else advised
+                await self._sleep(min(wait, self.preset.retry_after_cap))
                 attempt += 1
                 continue
             raise error
 
     # --- phase 2: poll --------------------------------------------------------------
 
-    async def _poll_once(self, task_id: str) -> dict[str, Any]:
+    async def _poll_once(self, task_id: str) -> dict[str, Any] | VendorError:
+        """The task's ``data``, or the error of a transient body code (429, 5xx) that
+        the next poll may not repeat; every other failure raises."""
         response = await http.send(
             self._client,
             self.preset,
@@ -227,7 +233,10 @@ class TaskVendor:
                     f"recordInfo: answer without a usable code: {str(body)[:300]}",
                     maybe_billed=True,
                 )
-            raise _code_error(response, code, body, on_create=False)
+            error = _code_error(response, code, body, on_create=False)
+            if code in _TRANSIENT_POLL_CODES or 500 <= code <= 599:
+                return error
+            raise error
         data = body.get("data")
         if not isinstance(data, dict):
             raise VendorUnavailable(
@@ -246,6 +255,7 @@ class TaskVendor:
         started = self._clock()
         delay = max(preset.poll_initial, 0.0)
         first = True
+        transient_failures = 0
         while True:
             elapsed = self._clock() - started
             remaining = preset.task_deadline - elapsed
@@ -263,6 +273,14 @@ class TaskVendor:
                 Progress(stage="polling", vendor_ref=task_id, extra={"elapsed": round(elapsed, 3)}),
             )
             data = await self._poll_once(task_id)
+            if isinstance(data, VendorError):
+                # A body-level 429/5xx on a poll: the task is unaffected, ask again
+                # after the back-off, within the same bound as HTTP retries.
+                transient_failures += 1
+                if transient_failures > preset.max_retries:
+                    raise data
+                continue
+            transient_failures = 0
             state = data.get("state")
             state = state.lower() if isinstance(state, str) else state
             if state == "success":

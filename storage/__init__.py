@@ -1,0 +1,95 @@
+"""Persistence for imagine-bot: the credit ledger, jobs, audit log and flags.
+
+This package is the only place that speaks SQL.  Callers depend on the Protocols
+and value types in ``storage.interfaces`` and obtain a ``Store`` from
+``open_store(url)``; the backend (SQLite today, PostgreSQL later) is chosen by the
+URL scheme.  It must never import ``core``, ``bots`` or a chat SDK.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from storage.errors import (
+    AccountNotFound,
+    AlreadyResolved,
+    HoldNotFound,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidAmount,
+    StorageError,
+)
+from storage.interfaces import (
+    ACTIVE_STATES,
+    JOB_KINDS,
+    JOB_STATES,
+    SYSTEM_ACCOUNTS,
+    SYSTEM_REVENUE,
+    SYSTEM_TOPUP,
+    SYSTEM_VENDOR_LOSS,
+    SYSTEM_WELCOME,
+    TERMINAL_STATES,
+    Account,
+    AuditEntry,
+    AuditRepo,
+    Balance,
+    FlagRepo,
+    Hold,
+    JobRecord,
+    JobRepo,
+    JobState,
+    LedgerRepo,
+    Resolution,
+    Store,
+    Transfer,
+    Tx,
+)
+
+
+async def open_store(url: str, *, clock: Callable[[], float] = time.time) -> Store:
+    """Open the database named by ``url`` and bring its schema up to date.
+
+    Accepts ``sqlite:///relative/path.sqlite3``, ``sqlite:////absolute/path`` or a
+    plain path (parent directories are created).  ``clock`` supplies the unix
+    timestamps written to rows (tests inject a fake clock).
+    """
+    # Imported lazily so importing storage.interfaces never loads a driver.
+    from storage.sqlite.db import open_sqlite_store, parse_sqlite_url
+
+    return await open_sqlite_store(parse_sqlite_url(url), clock=clock)
+
+
+__all__ = [
+    "ACTIVE_STATES",
+    "JOB_KINDS",
+    "JOB_STATES",
+    "SYSTEM_ACCOUNTS",
+    "SYSTEM_REVENUE",
+    "SYSTEM_TOPUP",
+    "SYSTEM_VENDOR_LOSS",
+    "SYSTEM_WELCOME",
+    "TERMINAL_STATES",
+    "Account",
+    "AccountNotFound",
+    "AlreadyResolved",
+    "AuditEntry",
+    "AuditRepo",
+    "Balance",
+    "FlagRepo",
+    "Hold",
+    "HoldNotFound",
+    "IdempotencyConflict",
+    "InsufficientFunds",
+    "InvalidAmount",
+    "JobRecord",
+    "JobRepo",
+    "JobState",
+    "LedgerRepo",
+    "Resolution",
+    "StorageError",
+    "Store",
+    "Transfer",
+    "Tx",
+    "open_store",
+]

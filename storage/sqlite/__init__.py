@@ -1,0 +1,17 @@
+"""SQLite backend for the storage interfaces (the only backend built so far)."""
+
+from storage.sqlite.audit import SqliteAudit, SqliteFlags
+from storage.sqlite.db import SqliteStore, SqliteTx, open_sqlite_store, parse_sqlite_url
+from storage.sqlite.jobs import SqliteJobs
+from storage.sqlite.ledger import SqliteLedger
+
+__all__ = [
+    "SqliteAudit",
+    "SqliteFlags",
+    "SqliteJobs",
+    "SqliteLedger",
+    "SqliteStore",
+    "SqliteTx",
+    "open_sqlite_store",
+    "parse_sqlite_url",
+]

@@ -1,0 +1,800 @@
+"""SQLite credit ledger: accounts, append-only transfers, two-phase holds.
+
+Owns every SQL statement that moves credits.  Guarantees (payments style):
+
+* Double entry: every posted movement is one ``transfers`` row with a debit and a
+  credit account, and both ``accounts.balance`` columns change in the same
+  transaction, so ``SUM(balance) == 0`` always.  ``accounts.balance`` is a cache of
+  the transfer log; ``check_invariants`` recomputes it.
+* Idempotency: transfers and holds carry caller-supplied ids.  Replaying an id with
+  the same input returns the original row and changes nothing; different input
+  raises ``IdempotencyConflict``.
+* No overspending, even across processes: the availability check and the
+  decrement are ONE guarded ``UPDATE ... WHERE balance - pending >= :amount`` and
+  run inside ``BEGIN IMMEDIATE`` (see ``storage.sqlite.db``).
+* Exactly-once hold resolution: post/void/expire are a compare-and-swap on
+  ``holds.status``; a later resolution changes nothing and reports the first one.
+* Domain errors (InsufficientFunds, IdempotencyConflict, HoldNotFound,
+  InvalidAmount) are raised BEFORE the method writes anything, so a caller may
+  catch them and keep using the same transaction.
+
+The statement texts are module constants so ``bench/ledger.py`` can replay exactly
+the same SQL through raw ``sqlite3``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Final
+
+from storage.errors import (
+    AccountNotFound,
+    HoldNotFound,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidAmount,
+    StorageError,
+)
+from storage.interfaces import (
+    SYSTEM_ACCOUNTS,
+    SYSTEM_REVENUE,
+    SYSTEM_TOPUP,
+    SYSTEM_WELCOME,
+    Account,
+    Balance,
+    Hold,
+    Resolution,
+    ResolutionStatus,
+    Transfer,
+    Tx,
+)
+from storage.sqlite.db import Clock, SqliteTx, sqlite_tx
+
+# --------------------------------------------------------------------------- SQL
+
+ACCOUNT_COLS: Final = (
+    "id, kind, platform, external_id, username, balance, pending, created_at, updated_at"
+)
+TRANSFER_COLS: Final = (
+    "seq, transfer_id, debit_account_id, credit_account_id, amount, kind, actor, reason, "
+    "job_id, hold_id, created_at"
+)
+HOLD_COLS: Final = (
+    "id, account_id, amount, status, job_id, expires_at, created_at, resolved_at, charged, "
+    "transfer_id, reason"
+)
+
+SQL_ACCOUNT_BY_ID: Final = f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?"
+SQL_ACCOUNT_BY_EXT: Final = (
+    f"SELECT {ACCOUNT_COLS}, "
+    "EXISTS (SELECT 1 FROM transfers WHERE transfer_id = :welcome_id) AS welcomed "
+    "FROM accounts WHERE platform = :platform AND external_id = :external_id"
+)
+SQL_INSERT_USER: Final = (
+    "INSERT INTO accounts (kind, platform, external_id, username, created_at, updated_at) "
+    "VALUES ('user', :platform, :external_id, :username, :now, :now) "
+    f"RETURNING {ACCOUNT_COLS}"
+)
+
+# Reserve: the availability check and the pending increment are one statement, so
+# no interleaving (other coroutine, other process) can overspend.  NOT EXISTS makes
+# a replayed hold id a no-op here; the caller then inspects the existing hold.
+SQL_RESERVE: Final = (
+    "UPDATE accounts SET pending = pending + :amount, updated_at = :now "
+    "WHERE id = :account_id AND kind = 'user' AND balance - pending >= :amount "
+    "AND NOT EXISTS (SELECT 1 FROM holds WHERE id = :hold_id) "
+    "RETURNING id"
+)
+SQL_INSERT_HOLD: Final = (
+    "INSERT INTO holds (id, account_id, amount, status, job_id, expires_at, created_at) "
+    "VALUES (:hold_id, :account_id, :amount, 'pending', :job_id, :expires_at, :now)"
+)
+
+# Post: compare-and-swap on status; all preconditions are in the WHERE so that a
+# failed post has written nothing.
+SQL_POST_CAS: Final = (
+    "UPDATE holds SET status = 'posted', resolved_at = :now, charged = :amount, "
+    "transfer_id = CASE WHEN :amount > 0 THEN :transfer_id END "
+    "WHERE id = :hold_id AND status = 'pending' AND amount >= :amount "
+    "AND (:amount = 0 OR NOT EXISTS (SELECT 1 FROM transfers WHERE transfer_id = :transfer_id)) "
+    "RETURNING account_id, amount, job_id"
+)
+# One statement moves the charge user -> revenue and releases the whole hold.
+SQL_POST_ACCOUNTS: Final = (
+    "UPDATE accounts SET "
+    "balance = balance + CASE WHEN id = :revenue THEN :amount ELSE -:amount END, "
+    "pending = pending - CASE WHEN id = :revenue THEN 0 ELSE :held END, "
+    "updated_at = :now "
+    "WHERE id IN (:account_id, :revenue)"
+)
+SQL_RELEASE_CAS: Final = (
+    "UPDATE holds SET status = :status, resolved_at = :now, reason = :reason "
+    "WHERE id = :hold_id AND status = 'pending' "
+    "RETURNING account_id, amount"
+)
+SQL_RELEASE_ACCOUNT: Final = (
+    "UPDATE accounts SET pending = pending - :held, updated_at = :now WHERE id = :account_id"
+)
+SQL_INSERT_TRANSFER: Final = (
+    "INSERT INTO transfers (transfer_id, debit_account_id, credit_account_id, amount, kind, "
+    "actor, reason, job_id, hold_id, created_at) "
+    "VALUES (:transfer_id, :debit, :credit, :amount, :kind, :actor, :reason, :job_id, "
+    ":hold_id, :now) RETURNING seq"
+)
+# Transfer legs.  The debit is guarded (user accounts never go below available);
+# the credit can only fail if the account does not exist.  Two statements rather
+# than one multi-row UPDATE because the guard reads the table being updated.
+SQL_DEBIT: Final = (
+    "UPDATE accounts SET balance = balance - :amount, updated_at = :now "
+    "WHERE id = :debit "
+    "AND (kind = 'system' OR balance - pending >= :amount) "
+    "AND NOT EXISTS (SELECT 1 FROM transfers WHERE transfer_id = :transfer_id) "
+    "RETURNING id"
+)
+SQL_CREDIT: Final = (
+    "UPDATE accounts SET balance = balance + :amount, updated_at = :now "
+    "WHERE id = :credit RETURNING id"
+)
+
+SQL_HOLD_BY_ID: Final = f"SELECT {HOLD_COLS} FROM holds WHERE id = ?"
+SQL_HOLD_DIAG: Final = (
+    f"SELECT {HOLD_COLS}, "
+    "EXISTS (SELECT 1 FROM transfers WHERE transfer_id = :transfer_id) AS tid_used "
+    "FROM holds WHERE id = :hold_id"
+)
+SQL_TRANSFER_BY_ID: Final = f"SELECT {TRANSFER_COLS} FROM transfers WHERE transfer_id = ?"
+
+
+# --------------------------------------------------------------------------- row mapping
+
+
+def _account(row: sqlite3.Row) -> Account:
+    return Account(
+        id=int(row["id"]),
+        kind=row["kind"],
+        platform=row["platform"],
+        external_id=row["external_id"],
+        username=row["username"],
+        balance=int(row["balance"]),
+        pending=int(row["pending"]),
+        created_at=float(row["created_at"]),
+        updated_at=float(row["updated_at"]),
+    )
+
+
+def _transfer(row: sqlite3.Row) -> Transfer:
+    return Transfer(
+        seq=int(row["seq"]),
+        transfer_id=row["transfer_id"],
+        debit_account_id=int(row["debit_account_id"]),
+        credit_account_id=int(row["credit_account_id"]),
+        amount=int(row["amount"]),
+        kind=row["kind"],
+        actor=row["actor"],
+        reason=row["reason"],
+        job_id=row["job_id"],
+        hold_id=row["hold_id"],
+        created_at=float(row["created_at"]),
+    )
+
+
+def _hold(row: sqlite3.Row) -> Hold:
+    return Hold(
+        id=row["id"],
+        account_id=int(row["account_id"]),
+        amount=int(row["amount"]),
+        status=row["status"],
+        job_id=row["job_id"],
+        expires_at=None if row["expires_at"] is None else float(row["expires_at"]),
+        created_at=float(row["created_at"]),
+        resolved_at=None if row["resolved_at"] is None else float(row["resolved_at"]),
+        charged=int(row["charged"]),
+        transfer_id=row["transfer_id"],
+        reason=row["reason"],
+    )
+
+
+def _existing_resolution(hold: Hold) -> Resolution:
+    assert hold.status != "pending" and hold.resolved_at is not None
+    return Resolution(
+        hold_id=hold.id,
+        account_id=hold.account_id,
+        status=hold.status,
+        held=hold.amount,
+        charged=hold.charged,
+        released=hold.amount - hold.charged,
+        transfer_id=hold.transfer_id,
+        reason=hold.reason,
+        resolved_at=hold.resolved_at,
+        already=True,
+    )
+
+
+def _check_int(name: str, value: object) -> int:
+    # bool is an int subclass; True credits is always a bug.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidAmount(f"{name} must be an int, got {type(value).__name__}")
+    return value
+
+
+def _system_key(name: str) -> str:
+    key = name if name.startswith("system:") else f"system:{name}"
+    if key not in SYSTEM_ACCOUNTS:
+        raise AccountNotFound(f"unknown system account {name!r}; known: {SYSTEM_ACCOUNTS}")
+    return key
+
+
+def normalize_username(username: str | None) -> str | None:
+    if username is None:
+        return None
+    u = username.strip().lstrip("@").strip()
+    return u or None
+
+
+# --------------------------------------------------------------------------- repository
+
+
+class SqliteLedger:
+    """SQLite implementation of ``storage.interfaces.LedgerRepo``."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        # System account ids never change once the migration created them.
+        self._system_ids: dict[str, int] = {}
+
+    # ----------------------------------------------------------------- accounts
+
+    async def _system_id(self, t: SqliteTx, name: str) -> int:
+        key = _system_key(name)
+        cached = self._system_ids.get(key)
+        if cached is not None:
+            return cached
+        row = await t.fetchone(
+            "SELECT id FROM accounts WHERE kind = 'system' AND platform = 'system' "
+            "AND external_id = ?",
+            (key.removeprefix("system:"),),
+        )
+        if row is None:
+            raise AccountNotFound(f"system account {key} missing (schema not migrated?)")
+        self._system_ids[key] = int(row["id"])
+        return int(row["id"])
+
+    async def system_account(self, tx: Tx, name: str) -> Account:
+        t = sqlite_tx(tx)
+        return await self._get_account(t, await self._system_id(t, name))
+
+    async def get_account(self, tx: Tx, account_id: int) -> Account:
+        return await self._get_account(sqlite_tx(tx), account_id)
+
+    async def _get_account(self, t: SqliteTx, account_id: int) -> Account:
+        row = await t.fetchone(SQL_ACCOUNT_BY_ID, (account_id,))
+        if row is None:
+            raise AccountNotFound(f"no account with id {account_id}")
+        return _account(row)
+
+    async def find_account(self, tx: Tx, platform: str, external_id: str) -> Account | None:
+        t = sqlite_tx(tx)
+        row = await t.fetchone(
+            f"SELECT {ACCOUNT_COLS} FROM accounts WHERE platform = ? AND external_id = ?",
+            (platform, str(external_id)),
+        )
+        return None if row is None else _account(row)
+
+    async def find_by_username(self, tx: Tx, platform: str, username: str) -> Account | None:
+        t = sqlite_tx(tx)
+        name = normalize_username(username)
+        if name is None:
+            return None
+        # COLLATE NOCASE on the column makes this case-insensitive; newest first in
+        # case a stale duplicate slipped in.
+        row = await t.fetchone(
+            f"SELECT {ACCOUNT_COLS} FROM accounts WHERE platform = ? AND username = ? "
+            "AND kind = 'user' ORDER BY updated_at DESC LIMIT 1",
+            (platform, name),
+        )
+        return None if row is None else _account(row)
+
+    async def get_or_create_account(
+        self,
+        tx: Tx,
+        platform: str,
+        external_id: str,
+        *,
+        username: str | None = None,
+        welcome_grant: int = 0,
+    ) -> Account:
+        t = sqlite_tx(tx, write=True)
+        external_id = str(external_id)
+        if not platform or platform == "system":
+            raise StorageError(f"invalid platform {platform!r} for a user account")
+        _check_int("welcome_grant", welcome_grant)
+        if welcome_grant < 0:
+            raise InvalidAmount("welcome_grant must be >= 0")
+        name = normalize_username(username)
+        now = self._clock()
+        welcome_id = f"welcome:{platform}:{external_id}"
+        row = await t.fetchone(
+            SQL_ACCOUNT_BY_EXT,
+            {"welcome_id": welcome_id, "platform": platform, "external_id": external_id},
+        )
+        if row is None:
+            welcomed = False
+            created = await t.fetchone(
+                SQL_INSERT_USER,
+                {"platform": platform, "external_id": external_id, "username": name, "now": now},
+            )
+            assert created is not None
+            account = _account(created)
+            if name is not None:
+                await self._claim_username(t, account.id, platform, name, now)
+        else:
+            welcomed = bool(row["welcomed"])
+            account = _account(row)
+            if name is not None and name != account.username:
+                await self._claim_username(t, account.id, platform, name, now)
+                await t.execute(
+                    "UPDATE accounts SET username = ?, updated_at = ? WHERE id = ?",
+                    (name, now, account.id),
+                )
+        if welcome_grant > 0 and not welcomed:
+            # Idempotent by id: a user gets exactly one welcome grant ever, even if
+            # the configured amount changes later.
+            await self.transfer(
+                t,
+                welcome_id,
+                await self._system_id(t, SYSTEM_WELCOME),
+                account.id,
+                welcome_grant,
+                "grant",
+                actor="system",
+                reason="welcome grant",
+            )
+            return await self._get_account(t, account.id)
+        if row is not None and name is not None and name != account.username:
+            return await self._get_account(t, account.id)
+        return account
+
+    async def _claim_username(
+        self, t: SqliteTx, account_id: int, platform: str, name: str, now: float
+    ) -> None:
+        # Usernames move between users on the platform; the latest holder wins so
+        # @username lookups never hit a stale account.
+        await t.execute(
+            "UPDATE accounts SET username = NULL, updated_at = ? "
+            "WHERE platform = ? AND username = ? AND id <> ?",
+            (now, platform, name, account_id),
+        )
+
+    async def balance(self, tx: Tx, account_id: int) -> Balance:
+        acct = await self.get_account(tx, account_id)
+        return Balance(posted=acct.balance, pending=acct.pending, available=acct.available)
+
+    # ----------------------------------------------------------------- transfers
+
+    async def get_transfer(self, tx: Tx, transfer_id: str) -> Transfer | None:
+        t = sqlite_tx(tx)
+        row = await t.fetchone(SQL_TRANSFER_BY_ID, (transfer_id,))
+        return None if row is None else _transfer(row)
+
+    async def transfer(
+        self,
+        tx: Tx,
+        transfer_id: str,
+        debit_account_id: int,
+        credit_account_id: int,
+        amount: int,
+        kind: str,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        job_id: str | None = None,
+        allow_overdraft: bool = False,
+    ) -> Transfer:
+        """Post ``amount`` from debit to credit immediately.
+
+        Replay semantics: identical (debit, credit, amount, kind, job_id) returns the
+        original row; ``actor``/``reason`` are descriptive and not compared.
+
+        ``allow_overdraft`` only relaxes the check for non-user accounts (system
+        accounts are always allowed).  A USER account can never go below zero
+        available — that invariant is also a CHECK constraint in the schema.
+        """
+        t = sqlite_tx(tx, write=True)
+        _check_int("amount", amount)
+        if not transfer_id:
+            raise StorageError("transfer_id is required")
+        if not kind:
+            raise StorageError("transfer kind is required")
+        if amount <= 0:
+            raise InvalidAmount(f"transfer amount must be > 0, got {amount}")
+        if debit_account_id == credit_account_id:
+            raise InvalidAmount("debit and credit accounts must differ")
+        p: dict[str, Any] = {
+            "transfer_id": transfer_id,
+            "debit": debit_account_id,
+            "credit": credit_account_id,
+            "amount": amount,
+            "kind": kind,
+            "actor": actor,
+            "reason": reason,
+            "job_id": job_id,
+            "hold_id": None,
+            "now": self._clock(),
+        }
+        return await t.call(lambda con: _transfer_op(con, p))
+
+    async def set_balance(
+        self, tx: Tx, transfer_id: str, account_id: int, target: int, *, actor: str, reason: str
+    ) -> Transfer | None:
+        """Bring a user's posted balance to ``target`` with a correcting transfer
+        against ``system:topup`` (rows are never edited).  None if already there."""
+        t = sqlite_tx(tx, write=True)
+        _check_int("target", target)
+        topup = await self._system_id(t, SYSTEM_TOPUP)
+        existing = await t.fetchone(SQL_TRANSFER_BY_ID, (transfer_id,))
+        if existing is not None:
+            tr = _transfer(existing)
+            if {tr.debit_account_id, tr.credit_account_id} != {account_id, topup}:
+                raise IdempotencyConflict(
+                    f"transfer id {transfer_id!r} already used for a different transfer"
+                )
+            return tr
+        acct = await self._get_account(t, account_id)
+        if acct.is_system:
+            raise StorageError("set_balance is only for user accounts")
+        if target < 0:
+            raise InvalidAmount(f"balance cannot be set below zero ({target})")
+        if target < acct.pending:
+            raise InvalidAmount(
+                f"cannot set balance to {target}: {acct.pending} credits are held by running jobs"
+            )
+        diff = target - acct.balance
+        if diff == 0:
+            return None
+        debit, credit = (topup, account_id) if diff > 0 else (account_id, topup)
+        return await self.transfer(
+            t, transfer_id, debit, credit, abs(diff), "correction", actor=actor, reason=reason
+        )
+
+    # ----------------------------------------------------------------- holds
+
+    async def reserve(
+        self,
+        tx: Tx,
+        hold_id: str,
+        account_id: int,
+        amount: int,
+        *,
+        job_id: str | None = None,
+        expires_at: float | None = None,
+    ) -> Hold:
+        t = sqlite_tx(tx, write=True)
+        _check_int("amount", amount)
+        if not hold_id:
+            raise StorageError("hold_id is required")
+        if amount <= 0:
+            raise InvalidAmount(f"hold amount must be > 0, got {amount}")
+        p = {
+            "hold_id": hold_id,
+            "account_id": account_id,
+            "amount": amount,
+            "job_id": job_id,
+            "expires_at": expires_at,
+            "now": self._clock(),
+        }
+        return await t.call(lambda con: _reserve_op(con, p))
+
+    async def post(
+        self, tx: Tx, hold_id: str, amount: int, *, transfer_id: str | None = None
+    ) -> Resolution:
+        """Charge ``amount`` (0..held) to ``system:revenue`` and release the rest."""
+        t = sqlite_tx(tx, write=True)
+        _check_int("amount", amount)
+        if amount < 0:
+            raise InvalidAmount(f"post amount must be >= 0, got {amount}")
+        revenue = self._system_ids.get(SYSTEM_REVENUE)
+        if revenue is None:
+            revenue = await self._system_id(t, SYSTEM_REVENUE)
+        p: dict[str, Any] = {
+            "hold_id": hold_id,
+            "amount": amount,
+            "transfer_id": transfer_id or f"charge:{hold_id}",
+            "now": self._clock(),
+            "revenue": revenue,
+        }
+        return await t.call(lambda con: _post_op(con, p))
+
+    async def void(self, tx: Tx, hold_id: str, reason: str) -> Resolution:
+        return await self._release(tx, hold_id, "voided", reason)
+
+    async def expire(self, tx: Tx, hold_id: str) -> Resolution:
+        return await self._release(tx, hold_id, "expired", "expired")
+
+    async def _release(
+        self, tx: Tx, hold_id: str, status: ResolutionStatus, reason: str
+    ) -> Resolution:
+        t = sqlite_tx(tx, write=True)
+        p: dict[str, Any] = {
+            "hold_id": hold_id,
+            "status": status,
+            "reason": reason,
+            "now": self._clock(),
+        }
+        return await t.call(lambda con: _release_op(con, p))
+
+    async def get_hold(self, tx: Tx, hold_id: str) -> Hold | None:
+        row = await sqlite_tx(tx).fetchone(SQL_HOLD_BY_ID, (hold_id,))
+        return None if row is None else _hold(row)
+
+    async def open_holds(self, tx: Tx) -> list[Hold]:
+        rows = await sqlite_tx(tx).fetchall(
+            f"SELECT {HOLD_COLS} FROM holds WHERE status = 'pending' ORDER BY created_at, id"
+        )
+        return [_hold(r) for r in rows]
+
+    async def expired_holds(self, tx: Tx, now: float) -> list[Hold]:
+        rows = await sqlite_tx(tx).fetchall(
+            f"SELECT {HOLD_COLS} FROM holds WHERE status = 'pending' "
+            "AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at, id",
+            (now,),
+        )
+        return [_hold(r) for r in rows]
+
+    async def holds_for_job(self, tx: Tx, job_id: str) -> list[Hold]:
+        rows = await sqlite_tx(tx).fetchall(
+            f"SELECT {HOLD_COLS} FROM holds WHERE job_id = ? ORDER BY created_at, id", (job_id,)
+        )
+        return [_hold(r) for r in rows]
+
+    # ----------------------------------------------------------------- reporting
+
+    async def history(self, tx: Tx, account_id: int, limit: int = 20) -> list[Transfer]:
+        rows = await sqlite_tx(tx).fetchall(
+            f"SELECT {TRANSFER_COLS} FROM transfers "
+            "WHERE debit_account_id = :id OR credit_account_id = :id "
+            "ORDER BY seq DESC LIMIT :limit",
+            {"id": account_id, "limit": limit},
+        )
+        return [_transfer(r) for r in rows]
+
+    async def check_invariants(self, tx: Tx) -> list[str]:
+        t = sqlite_tx(tx)
+        problems: list[str] = []
+        row = await t.fetchone("SELECT COALESCE(SUM(balance), 0) FROM accounts")
+        assert row is not None
+        if int(row[0]) != 0:
+            problems.append(f"sum of all balances is {row[0]}, expected 0")
+        for r in await t.fetchall(
+            "SELECT id, platform, external_id, balance, pending FROM accounts "
+            "WHERE kind = 'user' AND (balance < 0 OR pending < 0 OR balance - pending < 0)"
+        ):
+            problems.append(
+                f"user account #{r['id']} ({r['platform']}:{r['external_id']}) has balance "
+                f"{r['balance']}, pending {r['pending']}"
+            )
+        for r in await t.fetchall(
+            "SELECT a.id, a.pending, COALESCE(h.held, 0) AS held FROM accounts a "
+            "LEFT JOIN (SELECT account_id, SUM(amount) AS held FROM holds "
+            "           WHERE status = 'pending' GROUP BY account_id) h ON h.account_id = a.id "
+            "WHERE a.pending <> COALESCE(h.held, 0)"
+        ):
+            problems.append(
+                f"account #{r['id']} pending is {r['pending']} but open holds sum to {r['held']}"
+            )
+        for r in await t.fetchall(
+            "SELECT a.id, a.balance, COALESCE(c.s, 0) - COALESCE(d.s, 0) AS replayed "
+            "FROM accounts a "
+            "LEFT JOIN (SELECT credit_account_id AS id, SUM(amount) AS s FROM transfers "
+            "           GROUP BY credit_account_id) c ON c.id = a.id "
+            "LEFT JOIN (SELECT debit_account_id AS id, SUM(amount) AS s FROM transfers "
+            "           GROUP BY debit_account_id) d ON d.id = a.id "
+            "WHERE a.balance <> COALESCE(c.s, 0) - COALESCE(d.s, 0)"
+        ):
+            problems.append(
+                f"account #{r['id']} balance is {r['balance']} but its transfers sum to "
+                f"{r['replayed']}"
+            )
+        for r in await t.fetchall(
+            "SELECT hold_id, COUNT(*) AS n FROM transfers WHERE kind = 'charge' "
+            "AND hold_id IS NOT NULL GROUP BY hold_id HAVING COUNT(*) > 1"
+        ):
+            problems.append(f"hold {r['hold_id']!r} was charged {r['n']} times")
+        for r in await t.fetchall(
+            "SELECT h.id, h.status, h.charged, COALESCE(SUM(tr.amount), 0) AS booked "
+            "FROM holds h LEFT JOIN transfers tr ON tr.hold_id = h.id AND tr.kind = 'charge' "
+            "GROUP BY h.id HAVING h.charged <> COALESCE(SUM(tr.amount), 0) "
+            "OR (h.status <> 'posted' AND h.charged <> 0) "
+            "OR (h.status = 'pending' AND h.resolved_at IS NOT NULL)"
+        ):
+            problems.append(
+                f"hold {r['id']!r} ({r['status']}) records charged={r['charged']} but "
+                f"charge transfers sum to {r['booked']}"
+            )
+        return problems
+
+    async def totals(self, tx: Tx) -> dict[str, int]:
+        t = sqlite_tx(tx)
+        out: dict[str, int] = {}
+        for r in await t.fetchall(
+            "SELECT external_id, balance FROM accounts WHERE kind = 'system' ORDER BY id"
+        ):
+            out[f"system:{r['external_id']}"] = int(r["balance"])
+        row = await t.fetchone(
+            "SELECT COUNT(*), COALESCE(SUM(balance), 0), COALESCE(SUM(pending), 0) "
+            "FROM accounts WHERE kind = 'user'"
+        )
+        assert row is not None
+        out["users"] = int(row[0])
+        out["users_balance"] = int(row[1])
+        out["users_pending"] = int(row[2])
+        out["users_available"] = int(row[1]) - int(row[2])
+        row = await t.fetchone(
+            "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM holds WHERE status = 'pending'"
+        )
+        assert row is not None
+        out["open_holds"] = int(row[0])
+        out["open_holds_amount"] = int(row[1])
+        out["sum"] = (
+            sum(v for k, v in out.items() if k.startswith("system:")) + out["users_balance"]
+        )
+        return out
+
+
+# --------------------------------------------------------------------------- operations
+# Each ledger write is one synchronous function run on the connection thread in a
+# single hop (see SqliteTx.call).  All domain checks that can fail come before the
+# first write, so a raised domain error leaves the transaction untouched.
+
+
+def _replayed(existing: Transfer, p: dict[str, Any]) -> Transfer:
+    same = (
+        existing.debit_account_id == p["debit"]
+        and existing.credit_account_id == p["credit"]
+        and existing.amount == p["amount"]
+        and existing.kind == p["kind"]
+        and existing.job_id == p["job_id"]
+    )
+    if not same:
+        raise IdempotencyConflict(
+            f"transfer id {existing.transfer_id!r} already used for a different transfer "
+            f"({existing.kind} {existing.amount} from #{existing.debit_account_id} "
+            f"to #{existing.credit_account_id})"
+        )
+    return existing
+
+
+def _transfer_op(con: sqlite3.Connection, p: dict[str, Any]) -> Transfer:
+    # The credit leg can only fail if the account is missing: check first so we
+    # never debit and then fail.
+    if con.execute("SELECT 1 FROM accounts WHERE id = ?", (p["credit"],)).fetchone() is None:
+        existing = con.execute(SQL_TRANSFER_BY_ID, (p["transfer_id"],)).fetchone()
+        if existing is not None:
+            return _replayed(_transfer(existing), p)
+        raise AccountNotFound(f"no account with id {p['credit']}")
+    if con.execute(SQL_DEBIT, p).fetchone() is None:
+        existing = con.execute(SQL_TRANSFER_BY_ID, (p["transfer_id"],)).fetchone()
+        if existing is not None:
+            return _replayed(_transfer(existing), p)
+        acct = con.execute(SQL_ACCOUNT_BY_ID, (p["debit"],)).fetchone()
+        if acct is None:
+            raise AccountNotFound(f"no account with id {p['debit']}")
+        raise InsufficientFunds(available=_account(acct).available, needed=p["amount"])
+    con.execute(SQL_CREDIT, p).fetchall()
+    seq = con.execute(SQL_INSERT_TRANSFER, p).fetchone()[0]
+    return Transfer(
+        seq=int(seq),
+        transfer_id=p["transfer_id"],
+        debit_account_id=p["debit"],
+        credit_account_id=p["credit"],
+        amount=p["amount"],
+        kind=p["kind"],
+        actor=p["actor"],
+        reason=p["reason"],
+        job_id=p["job_id"],
+        hold_id=None,
+        created_at=p["now"],
+    )
+
+
+def _reserve_op(con: sqlite3.Connection, p: dict[str, Any]) -> Hold:
+    if con.execute(SQL_RESERVE, p).fetchone() is None:
+        row = con.execute(SQL_HOLD_BY_ID, (p["hold_id"],)).fetchone()
+        if row is not None:
+            hold = _hold(row)
+            if (hold.account_id, hold.amount, hold.job_id) != (
+                p["account_id"],
+                p["amount"],
+                p["job_id"],
+            ):
+                raise IdempotencyConflict(
+                    f"hold id {hold.id!r} already used for {hold.amount} credits on "
+                    f"account #{hold.account_id} (job {hold.job_id})"
+                )
+            return hold
+        acct = con.execute(SQL_ACCOUNT_BY_ID, (p["account_id"],)).fetchone()
+        if acct is None:
+            raise AccountNotFound(f"no account with id {p['account_id']}")
+        a = _account(acct)
+        if a.is_system:
+            raise StorageError("holds can only be placed on user accounts")
+        raise InsufficientFunds(available=a.available, needed=p["amount"])
+    con.execute(SQL_INSERT_HOLD, p)
+    return Hold(
+        id=p["hold_id"],
+        account_id=p["account_id"],
+        amount=p["amount"],
+        status="pending",
+        job_id=p["job_id"],
+        expires_at=p["expires_at"],
+        created_at=p["now"],
+        resolved_at=None,
+        charged=0,
+        transfer_id=None,
+        reason=None,
+    )
+
+
+def _post_op(con: sqlite3.Connection, p: dict[str, Any]) -> Resolution:
+    amount: int = p["amount"]
+    row = con.execute(SQL_POST_CAS, p).fetchone()
+    if row is None:
+        diag = con.execute(SQL_HOLD_DIAG, p).fetchone()
+        if diag is None:
+            raise HoldNotFound(f"no hold with id {p['hold_id']!r}")
+        hold = _hold(diag)
+        if hold.status != "pending":
+            return _existing_resolution(hold)
+        if amount > hold.amount:
+            raise InvalidAmount(f"cannot post {amount}: hold {hold.id!r} is {hold.amount}")
+        if amount > 0 and diag["tid_used"]:
+            raise IdempotencyConflict(f"transfer id {p['transfer_id']!r} already used")
+        raise StorageError(f"post of hold {hold.id!r} failed for an unknown reason")
+    account_id, held, job_id = int(row[0]), int(row[1]), row[2]
+    p.update(account_id=account_id, held=held)
+    con.execute(SQL_POST_ACCOUNTS, p)
+    if amount > 0:
+        p.update(
+            debit=account_id,
+            credit=p["revenue"],
+            kind="charge",
+            actor=None,
+            reason=None,
+            job_id=job_id,
+        )
+        con.execute(SQL_INSERT_TRANSFER, p).fetchall()
+    return Resolution(
+        hold_id=p["hold_id"],
+        account_id=account_id,
+        status="posted",
+        held=held,
+        charged=amount,
+        released=held - amount,
+        transfer_id=p["transfer_id"] if amount > 0 else None,
+        reason=None,
+        resolved_at=p["now"],
+        already=False,
+    )
+
+
+def _release_op(con: sqlite3.Connection, p: dict[str, Any]) -> Resolution:
+    row = con.execute(SQL_RELEASE_CAS, p).fetchone()
+    if row is None:
+        existing = con.execute(SQL_HOLD_BY_ID, (p["hold_id"],)).fetchone()
+        if existing is None:
+            raise HoldNotFound(f"no hold with id {p['hold_id']!r}")
+        return _existing_resolution(_hold(existing))
+    account_id, held = int(row[0]), int(row[1])
+    p.update(account_id=account_id, held=held)
+    con.execute(SQL_RELEASE_ACCOUNT, p)
+    return Resolution(
+        hold_id=p["hold_id"],
+        account_id=account_id,
+        status=p["status"],
+        held=held,
+        charged=0,
+        released=held,
+        transfer_id=None,
+        reason=p["reason"],
+        resolved_at=p["now"],
+        already=False,
+    )

@@ -1,0 +1,149 @@
+"""The job use case on the mock vendor: charging after delivery, refusals before any
+hold, per-user limits, and the books balancing after every path."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from core.app import Imagine
+from core.errors import InsufficientCredits, TooManyActiveJobs, Unsupported, UserRateLimited
+from core.ports import ChatRef, UserRef
+from core.types import Progress
+from tests.conftest import RecordingFrontend
+from tests.core.helpers import assert_books_balance, fund, job_states, request
+
+ALICE = UserRef("test", "alice", "alice")
+CHAT = ChatRef("test", {"chat_id": 1})
+
+
+async def test_job_is_charged_after_delivery(app: Imagine, frontend: RecordingFrontend) -> None:
+    await fund(app, ALICE, 10)
+    req = request(app, n=2, quality="high")
+    price = (await app.quote(ALICE, req)).price
+    seen: list[Progress] = []
+
+    async def progress(p: Progress) -> None:
+        seen.append(p)
+
+    receipt = await app.run_job(ALICE, req, CHAT, progress)
+    assert receipt.cost == price == 8
+    assert receipt.balance_after == 2 == await app.balance(ALICE)
+    (delivery,) = frontend.deliveries
+    assert len(delivery.images) == 2 and delivery.images[0].format == "png"
+    assert "8" in delivery.caption and "2" in delivery.caption
+    assert [p.stage for p in seen][0] == "submitted"
+    assert await job_states(app) == ["SUCCEEDED"]
+    await assert_books_balance(app)
+
+
+async def test_insufficient_credits_reserves_nothing(app: Imagine, frontend: RecordingFrontend) -> None:
+    await fund(app, ALICE, 3)
+    with pytest.raises(InsufficientCredits) as err:
+        await app.run_job(ALICE, request(app, quality="high"), CHAT)
+    assert (err.value.price, err.value.balance) == (4, 3)
+    text = app.text.error(err.value, "en")
+    assert "4" in text and "3" in text
+    assert frontend.deliveries == []
+    async with app.store.read() as tx:
+        assert await app.store.ledger.open_holds(tx) == []
+    assert await app.balance(ALICE) == 3
+    await assert_books_balance(app)
+
+
+async def test_unsupported_option_refused_before_anything(app: Imagine) -> None:
+    with pytest.raises(Unsupported) as err:
+        app.build_request("x", app.parse_prompt("x --ar 5:1", (await app.profile(ALICE)).defaults).defaults)
+    assert "16:9" in app.text.error(err.value, "en")
+    assert await job_states(app) == []
+
+
+async def test_failed_delivery_is_not_charged_and_booked_as_loss(
+    app: Imagine, frontend: RecordingFrontend
+) -> None:
+    await fund(app, ALICE, 10)
+    frontend.fail = True
+    with pytest.raises(ConnectionError):
+        await app.run_job(ALICE, request(app), CHAT)
+    assert await app.balance(ALICE) == 10
+    async with app.store.read() as tx:
+        totals = await app.store.ledger.totals(tx)
+        (job,) = await app.store.jobs.recent(tx)
+    assert job.state == "FAILED" and job.error == "delivery_failed"
+    assert totals["system:vendor_loss"] == -2
+    await assert_books_balance(app)
+
+
+async def test_concurrent_jobs_never_overspend(
+    make_app: Any,
+) -> None:
+    async with make_app(USER_MAX_ACTIVE_JOBS=50, USER_JOBS_PER_MINUTE=50) as app:
+        frontend = RecordingFrontend()
+        app.add_frontend(frontend)
+        await fund(app, ALICE, 10)  # five medium images at 2 credits
+        results = await asyncio.gather(
+            *(app.run_job(ALICE, request(app), CHAT) for _ in range(20)), return_exceptions=True
+        )
+        ok = [r for r in results if not isinstance(r, BaseException)]
+        refused = [r for r in results if isinstance(r, InsufficientCredits)]
+        assert len(ok) == 5 and len(refused) == 15
+        assert await app.balance(ALICE) == 0
+        assert len(frontend.deliveries) == 5
+        await assert_books_balance(app)
+
+
+async def test_per_user_limits(make_app: Any) -> None:
+    async with make_app(USER_MAX_ACTIVE_JOBS=1, USER_JOBS_PER_MINUTE=2) as app:
+        frontend = RecordingFrontend()
+        app.add_frontend(frontend)
+        await fund(app, ALICE, 100)
+        frontend.block = asyncio.Event()
+        first = asyncio.create_task(app.run_job(ALICE, request(app), CHAT))
+        await asyncio.sleep(0.2)
+        with pytest.raises(TooManyActiveJobs):
+            await app.run_job(ALICE, request(app), CHAT)
+        frontend.block.set()
+        await first
+        await app.run_job(ALICE, request(app), CHAT)
+        with pytest.raises(UserRateLimited):
+            await app.run_job(ALICE, request(app), CHAT)
+        await assert_books_balance(app)
+
+
+async def test_reroll_and_variation_reuse_the_stored_request(
+    app: Imagine, frontend: RecordingFrontend
+) -> None:
+    await fund(app, ALICE, 50)
+    first = await app.run_job(ALICE, request(app, "a blue bird", aspect="16:9"), CHAT)
+    again = await app.reroll(ALICE, first.job_id, CHAT)
+    assert again.job_id != first.job_id
+    assert frontend.deliveries[1].request.prompt == "a blue bird"
+    assert frontend.deliveries[1].request.aspect == "16:9"
+    variation = await app.variation_request(ALICE, first.job_id)
+    assert variation.is_edit and variation.sources[0].width == 1536
+    await app.run_job(ALICE, variation, CHAT)
+    assert await app.balance(ALICE) == 50 - 3 * 2
+    await assert_books_balance(app)
+
+
+async def test_prompt_limits_and_inline_options(app: Imagine) -> None:
+    defaults = (await app.profile(ALICE)).defaults
+    parsed = app.parse_prompt('a sign that says "open" --ar 16:9 --q high --n 2', defaults)
+    assert parsed.prompt == 'a sign that says "open"'
+    assert (parsed.defaults.aspect, parsed.defaults.quality, parsed.defaults.n) == ("16:9", "high", 2)
+    with pytest.raises(Exception) as err:
+        app.build_request("x" * 40_000, defaults)
+    assert "40000" in app.text.error(err.value, "en")
+    with pytest.raises(Exception) as err:
+        app.build_request("   ", defaults)
+    assert "/imagine" in app.text.error(err.value, "en")
+
+
+async def test_saved_defaults_and_locale(app: Imagine) -> None:
+    await app.save_defaults(ALICE, aspect="9:16", quality="low", locale="zh")
+    profile = await app.profile(ALICE)
+    assert (profile.defaults.aspect, profile.defaults.quality, profile.locale) == ("9:16", "low", "zh")
+    zh_user = UserRef("test", "li", locale="zh-hans")
+    assert (await app.profile(zh_user)).locale == "zh"

@@ -1,0 +1,160 @@
+"""Tests for open_store: URLs, pragmas, migrations, transaction discipline."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from storage import StorageError, Store, open_store
+from storage.sqlite.db import parse_sqlite_url, sqlite_tx
+from storage.sqlite.migrations import MIGRATIONS, SCHEMA_VERSION, split_statements
+
+
+def test_parse_urls() -> None:
+    assert parse_sqlite_url("sqlite:///data/bot.sqlite3") == "data/bot.sqlite3"
+    assert parse_sqlite_url("sqlite:////var/lib/bot.db") == "/var/lib/bot.db"
+    assert parse_sqlite_url("data/bot.sqlite3") == "data/bot.sqlite3"
+    assert parse_sqlite_url("/abs/bot.sqlite3") == "/abs/bot.sqlite3"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://u:p@localhost/bot", "PostgreSQL support is not built yet"),
+        ("postgres://localhost/bot", "PostgreSQL support is not built yet"),
+        ("postgresql+asyncpg://localhost/bot", "PostgreSQL support is not built yet"),
+        ("mysql://localhost/bot", "unsupported database URL scheme 'mysql'"),
+        ("sqlite://relative", "bad SQLite URL"),
+        ("", "empty database URL"),
+    ],
+)
+async def test_unsupported_urls(url: str, message: str) -> None:
+    with pytest.raises(StorageError, match=message):
+        await open_store(url)
+
+
+async def test_relative_url_creates_parent_dirs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = await open_store("sqlite:///nested/dir/bot.sqlite3")
+    await s.close()
+    assert (tmp_path / "nested" / "dir" / "bot.sqlite3").exists()
+
+
+async def test_pragmas_and_migrations_idempotent(db_path: Path) -> None:
+    s = await open_store(str(db_path))
+    async with s.transaction() as tx:
+        a = await s.ledger.get_or_create_account(tx, "discord", "9", welcome_grant=3)
+    await s.close()
+    # Reopen twice: migrations must not re-run (system accounts not duplicated,
+    # data preserved).
+    for _ in range(2):
+        s = await open_store(f"sqlite:///{db_path}")
+        async with s.read() as tx:
+            t = sqlite_tx(tx)
+            assert (await t.fetchone("PRAGMA user_version"))[0] == SCHEMA_VERSION  # type: ignore[index]
+            assert (await t.fetchone("PRAGMA journal_mode"))[0] == "wal"  # type: ignore[index]
+            assert (await t.fetchone("PRAGMA synchronous"))[0] == 2  # type: ignore[index]  # FULL
+            assert (await t.fetchone("PRAGMA foreign_keys"))[0] == 1  # type: ignore[index]
+            assert (await t.fetchone("PRAGMA busy_timeout"))[0] == 10000  # type: ignore[index]
+            n = await t.fetchone("SELECT COUNT(*) FROM accounts WHERE kind = 'system'")
+            assert n is not None and n[0] == 4
+            assert (await s.ledger.get_account(tx, a.id)).balance == 3
+        await s.close()
+
+
+async def test_newer_schema_is_refused(db_path: Path) -> None:
+    s = await open_store(str(db_path))
+    await s.close()
+    con = sqlite3.connect(db_path)
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    con.close()
+    with pytest.raises(StorageError, match="newer than this code supports"):
+        await open_store(str(db_path))
+
+
+def test_split_statements_handles_triggers() -> None:
+    stmts = split_statements(MIGRATIONS[0])
+    trig = [s for s in stmts if "CREATE TRIGGER transfers_no_update" in s]
+    assert len(trig) == 1 and trig[0].rstrip(";").rstrip().endswith("END")
+    assert all(sqlite3.complete_statement(s) for s in stmts)
+
+
+async def test_read_tx_refuses_writes_and_tx_expires(store: Store) -> None:
+    async with store.read() as tx:
+        assert not tx.writable
+        with pytest.raises(StorageError, match="read-only"):
+            await store.ledger.get_or_create_account(tx, "telegram", "1")
+        with pytest.raises(StorageError, match="read-only"):
+            await store.flags.set(tx, "k", "v")
+    assert not tx.active
+    with pytest.raises(StorageError, match="no longer active"):
+        await store.flags.get(tx, "k")
+
+
+async def test_nested_transaction_is_an_error_not_a_deadlock(store: Store) -> None:
+    async with store.transaction():
+        with pytest.raises(StorageError, match="nested"):
+            async with store.transaction():
+                pass
+
+
+async def test_concurrent_coroutines_serialise(store: Store) -> None:
+    """Many coroutines reserving at once on one connection never overspend."""
+    async with store.transaction() as tx:
+        a = await store.ledger.get_or_create_account(tx, "telegram", "1")
+        topup = await store.ledger.system_account(tx, "system:topup")
+        await store.ledger.transfer(tx, "seed", topup.id, a.id, 100, "topup")
+
+    async def one(i: int) -> bool:
+        try:
+            async with store.transaction() as tx:
+                await store.ledger.reserve(tx, f"h{i}", a.id, 30)
+                await asyncio.sleep(0)  # yield mid-transaction
+                await store.jobs.count_active(tx, a.id)
+            return True
+        except StorageError:
+            return False
+
+    results = await asyncio.gather(*(one(i) for i in range(10)))
+    assert sum(results) == 3
+    async with store.read() as tx:
+        b = await store.ledger.balance(tx, a.id)
+        assert (b.posted, b.pending) == (100, 90)
+        assert await store.ledger.check_invariants(tx) == []
+
+
+async def test_cancelled_transaction_rolls_back(store: Store) -> None:
+    async with store.transaction() as tx:
+        a = await store.ledger.get_or_create_account(tx, "telegram", "1")
+        topup = await store.ledger.system_account(tx, "system:topup")
+        await store.ledger.transfer(tx, "seed", topup.id, a.id, 100, "topup")
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        async with store.transaction() as tx:
+            await store.ledger.reserve(tx, "h", a.id, 10)
+            started.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(slow())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with store.transaction() as tx:
+        assert await store.ledger.get_hold(tx, "h") is None
+        assert (await store.ledger.balance(tx, a.id)).pending == 0
+
+
+async def test_close_is_idempotent_and_blocks_use(db_path: Path) -> None:
+    s = await open_store(str(db_path))
+    await s.close()
+    await s.close()
+    with pytest.raises(StorageError, match="closed"):
+        async with s.transaction():
+            pass
