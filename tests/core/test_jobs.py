@@ -39,7 +39,9 @@ async def test_job_is_charged_after_delivery(app: Imagine, frontend: RecordingFr
     await assert_books_balance(app)
 
 
-async def test_insufficient_credits_reserves_nothing(app: Imagine, frontend: RecordingFrontend) -> None:
+async def test_insufficient_credits_reserves_nothing(
+    app: Imagine, frontend: RecordingFrontend
+) -> None:
     await fund(app, ALICE, 3)
     with pytest.raises(InsufficientCredits) as err:
         await app.run_job(ALICE, request(app, quality="high"), CHAT)
@@ -55,7 +57,9 @@ async def test_insufficient_credits_reserves_nothing(app: Imagine, frontend: Rec
 
 async def test_unsupported_option_refused_before_anything(app: Imagine) -> None:
     with pytest.raises(Unsupported) as err:
-        app.build_request("x", app.parse_prompt("x --ar 5:1", (await app.profile(ALICE)).defaults).defaults)
+        app.build_request(
+            "x", app.parse_prompt("x --ar 5:1", (await app.profile(ALICE)).defaults).defaults
+        )
     assert "16:9" in app.text.error(err.value, "en")
     assert await job_states(app) == []
 
@@ -132,7 +136,11 @@ async def test_prompt_limits_and_inline_options(app: Imagine) -> None:
     defaults = (await app.profile(ALICE)).defaults
     parsed = app.parse_prompt('a sign that says "open" --ar 16:9 --q high --n 2', defaults)
     assert parsed.prompt == 'a sign that says "open"'
-    assert (parsed.defaults.aspect, parsed.defaults.quality, parsed.defaults.n) == ("16:9", "high", 2)
+    assert (parsed.defaults.aspect, parsed.defaults.quality, parsed.defaults.n) == (
+        "16:9",
+        "high",
+        2,
+    )
     with pytest.raises(Exception) as err:
         app.build_request("x" * 40_000, defaults)
     assert "40000" in app.text.error(err.value, "en")
@@ -144,6 +152,10 @@ async def test_prompt_limits_and_inline_options(app: Imagine) -> None:
 async def test_saved_defaults_and_locale(app: Imagine) -> None:
     await app.save_defaults(ALICE, aspect="9:16", quality="low", locale="zh")
     profile = await app.profile(ALICE)
-    assert (profile.defaults.aspect, profile.defaults.quality, profile.locale) == ("9:16", "low", "zh")
+    assert (profile.defaults.aspect, profile.defaults.quality, profile.locale) == (
+        "9:16",
+        "low",
+        "zh",
+    )
     zh_user = UserRef("test", "li", locale="zh-hans")
     assert (await app.profile(zh_user)).locale == "zh"

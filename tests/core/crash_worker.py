@@ -1,0 +1,100 @@
+"""A real bot process for the crash tests: it runs jobs until the parent kills it
+with SIGKILL at a chosen step, or it restarts on the same files, sweeps, and
+reports the books as JSON on stdout.
+
+    python -m tests.core.crash_worker queue|deliver|recover WORKDIR VENDOR_BASE_URL
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from core.bootstrap import build_app
+from core.ports import ChatRef, Delivery, UserRef
+from core.settings import load_settings
+from core.types import Progress
+from tests.core.helpers import fund, request
+
+USER = UserRef("test", "alice")
+
+
+class Frontend:
+    platform = "test"
+
+    def __init__(self, workdir: Path, block: bool) -> None:
+        self.workdir = workdir
+        self.block = block
+        self.delivered: list[str] = []
+        self.notices: list[str] = []
+
+    async def deliver(self, delivery: Delivery) -> None:
+        if self.block:
+            (self.workdir / "delivering").write_text(delivery.job_id)
+            await asyncio.Event().wait()  # until SIGKILL
+        self.delivered.append(delivery.job_id)
+
+    async def notify(self, chat: ChatRef, text: str) -> None:
+        self.notices.append(text)
+
+    async def alert_admins(self, text: str) -> None:
+        return None
+
+
+async def main(mode: str, workdir: Path, vendor_url: str) -> None:
+    settings = load_settings(
+        {
+            "VENDOR": "aiearth",
+            "VENDOR_BASE_URL": vendor_url,
+            "VENDOR_API_KEY": "sk-test",
+            "DATABASE_URL": f"sqlite:///{workdir}/db.sqlite3",
+            "DATA_DIR": str(workdir / "data"),
+            "VENDOR_CONCURRENCY": "1",
+            "ADMIN_USER_IDS": "test:admin",
+            "DELIVERY_GRACE": "0",
+        },
+        env_file=None,
+    )
+    async with build_app(settings, sweep=False) as app:
+        frontend = Frontend(workdir, block=(mode == "deliver"))
+        app.add_frontend(frontend)
+        if mode == "recover":
+            report = await app.sweep()
+            await asyncio.sleep(0.5)  # resumed work, if any, settles
+            account_id = (await app.profile(USER)).account_id
+            async with app.store.read() as tx:
+                jobs = await app.store.jobs.recent(tx, 100)
+                out = {
+                    "report": {"voided": report.voided, "redelivered": report.redelivered}
+                    if report
+                    else {},
+                    "states": sorted(j.state for j in jobs),
+                    "errors": sorted(j.error or "" for j in jobs),
+                    "balance": (await app.store.ledger.balance(tx, account_id)).posted,
+                    "pending": len(await app.store.ledger.open_holds(tx)),
+                    "totals": await app.store.ledger.totals(tx),
+                    "invariants": await app.store.ledger.check_invariants(tx),
+                    "delivered": frontend.delivered,
+                    "notices": frontend.notices,
+                }
+            print(json.dumps(out))
+            return
+        await fund(app, USER, 1000)
+
+        async def mark_queued(progress: Progress) -> None:
+            if progress.stage == "queued":
+                (workdir / "queued").write_text("1")
+
+        jobs = [asyncio.create_task(app.run_job(USER, request(app), ChatRef("test"), mark_queued))]
+        if mode == "queue":
+            await asyncio.sleep(0.2)
+            jobs.append(
+                asyncio.create_task(app.run_job(USER, request(app), ChatRef("test"), mark_queued))
+            )
+        await asyncio.gather(*jobs)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], Path(sys.argv[2]), sys.argv[3]))

@@ -1,0 +1,94 @@
+"""SIGKILL a real bot process at the two dangerous moments, restart it on the same
+files, and check that nothing was lost and nothing was charged twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.fakes.vendor_base import Fault
+from tests.fakes.vendor_openai import FakeOpenAIVendor
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _spawn(mode: str, workdir: Path, url: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.core.crash_worker",
+        mode,
+        str(workdir),
+        url,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _wait_for(path: Path, proc: asyncio.subprocess.Process, timeout: float = 20) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if path.exists():
+            return
+        if proc.returncode is not None:
+            raise AssertionError((await proc.stderr.read()).decode() if proc.stderr else "died")
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path.name} never appeared")
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+async def _recover(workdir: Path, url: str) -> dict[str, Any]:
+    proc = await _spawn("recover", workdir, url)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+async def test_kill_between_reserve_and_send(tmp_path: Path) -> None:
+    async with FakeOpenAIVendor("aiearth") as vendor:
+        vendor.inject(Fault("hang"))  # job 1 sits at the vendor; job 2 waits its turn
+        proc = await _spawn("queue", tmp_path, vendor.base_url)
+        await _wait_for(tmp_path / "queued", proc)
+        await _kill(proc)
+        result = await _recover(tmp_path, vendor.base_url)
+        assert result["invariants"] == []
+        assert result["states"] == ["FAILED", "FAILED"]
+        assert result["pending"] == 0
+        assert result["balance"] == 1000  # nobody paid for what they never got
+        # Job 1 may have been billed by the vendor (it was sent): booked as a loss.
+        # Job 2 never left the queue: no loss.
+        assert result["totals"]["system:vendor_loss"] == -result["totals"]["system:revenue"]
+        assert result["totals"]["system:revenue"] > 0
+        assert len(result["notices"]) == 2 and all("not charged" in n for n in result["notices"])
+        again = await _recover(tmp_path, vendor.base_url)
+        assert again["totals"] == result["totals"] and again["notices"] == []
+
+
+async def test_kill_between_vendor_success_and_settle(tmp_path: Path) -> None:
+    async with FakeOpenAIVendor("aiearth") as vendor:
+        proc = await _spawn("deliver", tmp_path, vendor.base_url)
+        await _wait_for(tmp_path / "delivering", proc)
+        await _kill(proc)
+        assert len(vendor.billed) == 1
+        job_id = (tmp_path / "delivering").read_text()
+        result = await _recover(tmp_path, vendor.base_url)
+        assert result["invariants"] == []
+        assert result["delivered"] == [job_id]  # delivered from the stored result
+        assert result["states"] == ["SUCCEEDED"]
+        assert result["pending"] == 0
+        charged = 1000 - result["balance"]
+        assert charged > 0 and result["totals"]["system:revenue"] == charged
+        assert result["totals"]["system:vendor_loss"] == 0
+        again = await _recover(tmp_path, vendor.base_url)
+        assert again["balance"] == result["balance"] and again["delivered"] == []
