@@ -34,7 +34,7 @@ async def test_job_is_charged_after_delivery(app: Imagine, frontend: RecordingFr
     (delivery,) = frontend.deliveries
     assert len(delivery.images) == 2 and delivery.images[0].format == "png"
     assert "8" in delivery.caption and "2" in delivery.caption
-    assert [p.stage for p in seen][0] == "submitted"
+    assert seen[0].stage == "submitted"
     assert await job_states(app) == ["SUCCEEDED"]
     await assert_books_balance(app)
 

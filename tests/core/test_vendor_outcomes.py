@@ -67,7 +67,7 @@ async def _totals(app: Imagine) -> dict[str, int]:
 async def test_usage_prices_the_charge_below_the_hold(
     aiearth: Any, vendor: FakeOpenAIVendor
 ) -> None:
-    app, frontend = aiearth
+    app, _ = aiearth
     req = request(app, quality="high")
     hold = (await app.quote(ALICE, req)).price
     receipt = await app.run_job(ALICE, req, CHAT)
