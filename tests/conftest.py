@@ -74,7 +74,9 @@ def make_app(
 
 
 @pytest.fixture
-async def app(make_app: Callable[..., AbstractAsyncContextManager[Imagine]]) -> AsyncIterator[Imagine]:
+async def app(
+    make_app: Callable[..., AbstractAsyncContextManager[Imagine]],
+) -> AsyncIterator[Imagine]:
     async with make_app() as built:
         yield built
 

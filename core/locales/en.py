@@ -14,6 +14,8 @@ MESSAGES: dict[str, str] = {
     "invalid.no_image": "Reply to a message with an image, or attach one, to edit it.",
     "invalid.download": "I couldn't download that image ({reason}).",
     "invalid.public_url": "Editing needs PUBLIC_BASE_URL to be configured for this vendor; please tell the bot's operator.",
+    "invalid.generate_unavailable": "This bot's image service only edits images: reply to a photo with an instruction.",
+    "invalid.edit_unavailable": "This bot's image service can only make new images, not edit them.",
     "unsupported": "The configured image service can't do that ({option} {value}); it supports: {supported}.",
     "insufficient_credits": "This costs {price} credits but your balance is {balance}. Ask an admin for a top-up.",
     "user_rate_limited": "You're going a bit fast; please wait a minute and try again.",

@@ -13,6 +13,8 @@ MESSAGES: dict[str, str] = {
     "invalid.no_image": "请回复一条带图片的消息,或附上图片,才能编辑。",
     "invalid.download": "无法下载该图片({reason})。",
     "invalid.public_url": "此服务商编辑图片需要配置 PUBLIC_BASE_URL,请联系机器人管理员。",
+    "invalid.generate_unavailable": "本机器人的图像服务只支持编辑:请回复一张图片并写上修改要求。",
+    "invalid.edit_unavailable": "本机器人的图像服务只能生成新图片,不能编辑。",
     "unsupported": "当前图像服务不支持该设置({option} {value});支持:{supported}。",
     "insufficient_credits": "本次需要 {price} 积分,你的余额为 {balance}。请联系管理员充值。",
     "user_rate_limited": "操作太快了,请稍等一分钟再试。",

@@ -20,6 +20,9 @@ Error policy:
   ``maybe_billed=True``: the vendor may have produced and charged for images.
 - The call is synchronous, so ``resume`` raises ``CannotResume``.
 
+The adapter does not own its HTTP clients: the composition root builds them with
+``core.vendors.http.build_client`` / ``build_download_client`` and closes them.
+
 A Telegram file URL carries the bot token: if a source's ``public_url`` looks
 like one, the image is sent inline as a data URL instead.
 """
@@ -307,6 +310,4 @@ class EnvelopeVendor:
         raise CannotResume(f"{self.preset.name} answers synchronously; {vendor_ref} is lost")
 
     async def aclose(self) -> None:
-        """Close both clients: the factory builds them for this vendor alone."""
-        await self._client.aclose()
-        await self._downloader.aclose()
+        """No-op: the composition root owns (and closes) both HTTP clients."""

@@ -47,16 +47,9 @@ def resolve_size(preset: Preset, aspect: str, tier: str) -> VendorSize:
 def check_request(preset: Preset, request: ImageRequest) -> VendorSize:
     """Everything a preset refuses, checked without touching the network."""
     if request.is_edit and not preset.can_edit:
-        raise Unsupported(
-            f"{preset.name} cannot edit images", option="edit", value="edit", supported="generate"
-        )
+        raise Unsupported(f"{preset.name} cannot edit images", kind="edit_unavailable")
     if not request.is_edit and not (preset.can_generate and preset.generate_model):
-        raise Unsupported(
-            f"{preset.name} only edits images",
-            option="generate",
-            value="generate",
-            supported="edit",
-        )
+        raise Unsupported(f"{preset.name} only edits images", kind="generate_unavailable")
     if not 1 <= request.n <= preset.n_max:
         raise Unsupported(
             f"n={request.n} outside 1..{preset.n_max}",

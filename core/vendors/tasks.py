@@ -11,6 +11,7 @@
    each downloaded) or ``fail`` (``TaskFailed`` with ``failMsg``/``failCode``),
    or until ``preset.task_deadline`` has elapsed (``TaskTimedOut``).
 
+The adapter does not own its HTTP clients (the composition root closes them).
 Source images travel as URLs only. Every source must have a ``public_url``
 (otherwise ``Unsupported``), and a Telegram file URL, which carries the bot
 token, is refused before any request is made.
@@ -69,7 +70,6 @@ POLL_PATH = "api/v1/jobs/recordInfo"
 _OK = 200
 _BUSY_CODES = frozenset({409, 429})
 _TRANSIENT_POLL_CODES = frozenset({429})
-_RUNNING_STATES = frozenset({"waiting", "queuing", "queued", "pending", "generating", "running"})
 
 Sleep = Callable[[float], Awaitable[object]]
 Clock = Callable[[], float]
@@ -127,7 +127,9 @@ def _code_error(
     # A number that is no HTTP error status: the vendor refused without saying how.
     status = code if 400 <= code <= 599 else 400
     shadow = httpx.Response(status, json=body, request=response.request)
-    return http.error_for(shadow, on_create=on_create, body=body)
+    error = http.error_for(shadow, on_create=on_create, body=body)
+    error.detail = f"body code {code} under HTTP {response.status_code}; {error.detail}"
+    return error
 
 
 class TaskVendor:
@@ -363,6 +365,4 @@ class TaskVendor:
             raise
 
     async def aclose(self) -> None:
-        """Close both clients: the factory builds them for this vendor alone."""
-        await self._client.aclose()
-        await self._downloader.aclose()
+        """No-op: the composition root owns (and closes) both HTTP clients."""

@@ -299,7 +299,7 @@ class FakeDiscord:
     async def wait_for_call(
         self,
         predicate: str | Callable[[Call], bool],
-        timeout: float = 5,  # noqa: ASYNC109
+        timeout: float = 5,
         *,
         method: str | None = None,
         start: int = 0,
@@ -840,7 +840,7 @@ class FakeDiscord:
         return self._interaction(5, data, user_id=user_id, message=message)
 
     # ------------------------------------------------------------------ gateway
-    async def wait_ready(self, timeout: float = 10) -> None:  # noqa: ASYNC109
+    async def wait_ready(self, timeout: float = 10) -> None:
         """Wait until the bot identified and READY + GUILD_CREATE were sent."""
         await asyncio.wait_for(self._ready.wait(), timeout)
 

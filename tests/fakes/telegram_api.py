@@ -583,7 +583,7 @@ class FakeTelegramAPI:
         method: str,
         predicate: Callable[[Call], bool] | None = None,
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the fake's public API
+        timeout: float = 5.0,
     ) -> list[Call]:
         """Wait until at least ``count`` calls of ``method`` match ``predicate``; return them all.
 

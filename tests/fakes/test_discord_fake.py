@@ -49,7 +49,7 @@ class Events:
     def named(self, name: str) -> list[Any]:
         return [v for n, v in self.items if n == name]
 
-    async def wait(self, name: str, timeout: float = 5) -> Any:  # noqa: ASYNC109
+    async def wait(self, name: str, timeout: float = 5) -> Any:
         async with asyncio.timeout(timeout):
             while True:
                 found = self.named(name)

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from storage_test_clock import FakeClock
 
 from storage import Store, open_store
-from storage_test_clock import FakeClock
 
 
 @pytest.fixture

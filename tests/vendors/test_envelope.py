@@ -59,6 +59,7 @@ async def fake() -> AsyncIterator[FakeEnvelopeVendor]:
 @pytest.fixture
 async def make_vendor(fake: FakeEnvelopeVendor) -> AsyncIterator[MakeVendor]:
     made: list[EnvelopeVendor] = []
+    clients: list[httpx.AsyncClient] = []
 
     def make(*, key: str = KEY, **overrides: Any) -> EnvelopeVendor:
         settings: dict[str, Any] = {
@@ -71,17 +72,18 @@ async def make_vendor(fake: FakeEnvelopeVendor) -> AsyncIterator[MakeVendor]:
         }
         settings.update(overrides)
         preset = dataclasses.replace(GPTIMAGEAPI, **settings)
-        vendor = EnvelopeVendor(
-            preset,
-            client=http.build_client(preset, api_key=key),
-            downloader=http.build_download_client(timeout=5),
-        )
+        client = http.build_client(preset, api_key=key)
+        downloader = http.build_download_client(timeout=5)
+        clients.extend((client, downloader))
+        vendor = EnvelopeVendor(preset, client=client, downloader=downloader)
         made.append(vendor)
         return vendor
 
     yield make
     for vendor in made:
         await vendor.aclose()
+    for client in clients:
+        await client.aclose()
 
 
 @pytest.fixture
@@ -399,15 +401,13 @@ async def test_result_larger_than_the_cap_is_refused(
     fake: FakeEnvelopeVendor, make_vendor: MakeVendor
 ) -> None:
     vendor = make_vendor()
-    small = EnvelopeVendor(
-        vendor.preset,
-        client=http.build_client(vendor.preset, api_key=KEY),
-        downloader=http.build_download_client(timeout=5),
-        max_download_bytes=10,
-    )
-    try:
+    async with (
+        http.build_client(vendor.preset, api_key=KEY) as client,
+        http.build_download_client(timeout=5) as downloader,
+    ):
+        small = EnvelopeVendor(
+            vendor.preset, client=client, downloader=downloader, max_download_bytes=10
+        )
         with pytest.raises(VendorUnavailable) as info:
             await small.run(edit_request(fake))
         assert info.value.maybe_billed
-    finally:
-        await small.aclose()

@@ -90,6 +90,7 @@ async def fake() -> AsyncIterator[FakeTaskVendor]:
 @pytest.fixture
 async def make_vendor(fake: FakeTaskVendor) -> AsyncIterator[MakeVendor]:
     made: list[TaskVendor] = []
+    clients: list[httpx.AsyncClient] = []
 
     def make(*, key: str = KEY, clock: FakeClock | None = None, **overrides: Any) -> TaskVendor:
         settings: dict[str, Any] = {
@@ -106,18 +107,18 @@ async def make_vendor(fake: FakeTaskVendor) -> AsyncIterator[MakeVendor]:
         extra: dict[str, Any] = {}
         if clock is not None:
             extra = {"sleep": clock.sleep, "clock": clock}
-        vendor = TaskVendor(
-            preset,
-            client=http.build_client(preset, api_key=key),
-            downloader=http.build_download_client(timeout=5),
-            **extra,
-        )
+        client = http.build_client(preset, api_key=key)
+        downloader = http.build_download_client(timeout=5)
+        clients.extend((client, downloader))
+        vendor = TaskVendor(preset, client=client, downloader=downloader, **extra)
         made.append(vendor)
         return vendor
 
     yield make
     for vendor in made:
         await vendor.aclose()
+    for client in clients:
+        await client.aclose()
 
 
 @pytest.fixture

@@ -1,0 +1,77 @@
+"""The Discord frontend: slash commands, the "Edit image" context menu, mention
+replies, persistent result buttons and admin commands over the core facade.
+
+Only three names are public; everything else in this package is private.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import discord
+from discord.ext import commands
+
+from core.app import Imagine
+from core.errors import ConfigError
+
+from ._bot import ImagineBot, build_bot
+
+__all__ = ["build_bot", "run_discord", "sync_commands"]
+
+log = logging.getLogger(__name__)
+
+
+def _token(app: Imagine) -> str:
+    token = app.settings.discord_token
+    if not token:
+        raise ConfigError("DISCORD_BOT_TOKEN is not set.", setting="DISCORD_BOT_TOKEN")
+    return token
+
+
+async def _login(bot: commands.Bot, token: str) -> None:
+    try:
+        await bot.login(token)
+    except discord.LoginFailure:
+        raise ConfigError(
+            "Discord refused DISCORD_BOT_TOKEN; copy the bot token again from the "
+            "developer portal.",
+            setting="DISCORD_BOT_TOKEN",
+        ) from None
+
+
+async def run_discord(app: Imagine, stop: asyncio.Event) -> None:
+    """Log in, sync commands, stay connected until ``stop`` is set, then close."""
+    token = _token(app)
+    bot = build_bot(app)
+    async with bot:
+        await _login(bot, token)
+        connection = asyncio.create_task(bot.connect(reconnect=True), name="discord-gateway")
+        stopping = asyncio.create_task(stop.wait(), name="discord-stop")
+        try:
+            await asyncio.wait({connection, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            await bot.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connection
+        if connection.done() and not connection.cancelled():
+            error = connection.exception()
+            if isinstance(error, discord.PrivilegedIntentsRequired):
+                raise ConfigError(
+                    "DISCORD_MENTION_REPLIES needs the Message Content intent: enable it "
+                    "under Bot -> Privileged Gateway Intents in the developer portal.",
+                    setting="DISCORD_MENTION_REPLIES",
+                )
+            if error is not None:
+                raise error
+
+
+async def sync_commands(app: Imagine) -> str:
+    """``imagine-bot discord sync``: register the commands now and say where."""
+    token = _token(app)
+    bot = ImagineBot(app, sync_on_start=False)
+    async with bot:
+        await _login(bot, token)
+        return await bot.sync_app_commands()

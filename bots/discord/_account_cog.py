@@ -1,0 +1,144 @@
+"""A user's own account: ``/balance``, ``/history``, ``/price``, ``/help`` and
+``/settings`` (per-user defaults). Answers are ephemeral: they are nobody else's
+business. Failures go to the tree's error handler (``_errors``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from ._context import app_of
+from ._imagine_cog import overrides_of
+from ._options import LANGUAGES, Choice, describe, preset_choices, with_choices
+from ._users import interaction_user
+
+if TYPE_CHECKING:
+    from ._bot import ImagineBot
+
+MESSAGE_LIMIT = 2000
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+
+
+async def _reply(interaction: discord.Interaction, text: str) -> None:
+    await interaction.response.send_message(_clip(text), ephemeral=True)
+
+
+async def balance(interaction: discord.Interaction) -> None:
+    app = app_of(interaction)
+    profile = await app.profile(interaction_user(interaction))
+    await _reply(interaction, app.text.balance(profile.locale, profile.balance))
+
+
+async def history(interaction: discord.Interaction) -> None:
+    app = app_of(interaction)
+    user = interaction_user(interaction)
+    profile = await app.profile(user)
+    await _reply(interaction, app.text.history(profile.locale, await app.history(user)))
+
+
+async def help_(interaction: discord.Interaction) -> None:
+    app = app_of(interaction)
+    profile = await app.profile(interaction_user(interaction))
+    await _reply(interaction, app.text.help(profile.locale, app.preset, profile.is_admin))
+
+
+async def price(
+    interaction: discord.Interaction,
+    prompt: str,
+    aspect: str | None = None,
+    resolution: str | None = None,
+    quality: str | None = None,
+    count: int | None = None,
+) -> None:
+    app = app_of(interaction)
+    user = interaction_user(interaction)
+    profile = await app.profile(user)
+    defaults = replace(profile.defaults, **overrides_of(aspect, resolution, quality, count))
+    parsed = app.parse_prompt(prompt, defaults)
+    request = app.build_request(parsed.prompt, parsed.defaults, user=user)
+    info = await app.quote(user, request)
+    await _reply(interaction, app.text.price(profile.locale, info, request))
+
+
+async def settings(
+    interaction: discord.Interaction,
+    aspect: str | None = None,
+    resolution: str | None = None,
+    quality: str | None = None,
+    count: int | None = None,
+    language: str | None = None,
+) -> None:
+    app = app_of(interaction)
+    user = interaction_user(interaction)
+    changes = overrides_of(aspect, resolution, quality, count)
+    if changes or language:
+        saved = await app.save_defaults(
+            user,
+            aspect=aspect,
+            resolution=resolution,
+            quality=quality,
+            n=count,
+            locale=language,
+        )
+        locale = app.locale_for(user, saved.locale)
+        summary = app.text.options_summary(locale, saved)
+        await _reply(interaction, app.text.t("options.saved", locale, summary=summary))
+        return
+    profile = await app.profile(user)
+    await _reply(interaction, app.text.options_summary(profile.locale, profile.defaults))
+
+
+_DESCRIPTIONS = {
+    "prompt": "What you would draw",
+    "aspect": "Aspect ratio",
+    "resolution": "Resolution tier",
+    "quality": "Quality",
+    "count": "How many images",
+    "language": "The bot's language for you",
+}
+
+
+def account_commands(bot: ImagineBot) -> list[app_commands.Command[Any, ..., None]]:
+    choices = preset_choices(bot.app.preset)
+    settings_choices = {
+        **choices,
+        "language": [Choice(name=name, value=code) for name, code in LANGUAGES],
+    }
+    return [
+        app_commands.Command(name="balance", description="Your credit balance", callback=balance),
+        app_commands.Command(
+            name="history", description="Your recent credits activity", callback=history
+        ),
+        app_commands.Command(name="help", description="How to use this bot", callback=help_),
+        app_commands.Command(
+            name="price",
+            description="What an image would cost",
+            callback=describe(with_choices(price, choices), _DESCRIPTIONS),
+        ),
+        app_commands.Command(
+            name="settings",
+            description="Your default size, quality, count and language",
+            callback=describe(with_choices(settings, settings_choices), _DESCRIPTIONS),
+        ),
+    ]
+
+
+class AccountCog(commands.Cog):
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+        self.slash = account_commands(bot)
+
+    async def cog_load(self) -> None:
+        for command in self.slash:
+            self.bot.tree.add_command(command)
+
+    async def cog_unload(self) -> None:
+        for command in self.slash:
+            self.bot.tree.remove_command(command.name)

@@ -1,0 +1,155 @@
+"""Admin commands: ``/credits topup|set|deduct|show|jobs|resume``.
+
+Registered with ``default_member_permissions=administrator`` so ordinary members do
+not see the group, but that is only a hint a server owner can change: core checks
+every call against ``ADMIN_USER_IDS`` (``NotAdmin``, audited). Answers are ephemeral.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from ._context import app_of
+from ._users import interaction_user, user_ref
+
+if TYPE_CHECKING:
+    from core.app import Imagine
+
+    from ._bot import ImagineBot
+
+MESSAGE_LIMIT = 2000
+
+
+async def _locale(app: Imagine, interaction: discord.Interaction) -> str:
+    return (await app.profile(interaction_user(interaction))).locale
+
+
+async def _reply(interaction: discord.Interaction, text: str) -> None:
+    if len(text) > MESSAGE_LIMIT:
+        text = text[: MESSAGE_LIMIT - 1] + "…"
+    await interaction.response.send_message(
+        text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+    )
+
+
+class CreditsCog(commands.Cog):
+    credits = app_commands.Group(
+        name="credits",
+        description="Manage users' credits (admins only)",
+        default_permissions=discord.Permissions(administrator=True),
+    )
+
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+
+    @credits.command(name="topup", description="Add credits to a user")
+    @app_commands.describe(user="Who gets the credits", amount="Credits to add", reason="Why")
+    async def topup(
+        self,
+        interaction: discord.Interaction,
+        user: discord.User,
+        amount: app_commands.Range[int, 1],
+        reason: str | None = None,
+    ) -> None:
+        app = app_of(interaction)
+        balance = await app.admin_topup(
+            interaction_user(interaction), user_ref(user), amount, reason
+        )
+        text = app.text.t(
+            "admin.topup_done",
+            await _locale(app, interaction),
+            amount=amount,
+            user=user.mention,
+            balance=balance,
+        )
+        await _reply(interaction, text)
+
+    @credits.command(name="set", description="Set a user's balance")
+    @app_commands.describe(user="Whose balance", amount="The new balance", reason="Why")
+    async def set_(
+        self,
+        interaction: discord.Interaction,
+        user: discord.User,
+        amount: app_commands.Range[int, 0],
+        reason: str | None = None,
+    ) -> None:
+        app = app_of(interaction)
+        balance = await app.admin_set(interaction_user(interaction), user_ref(user), amount, reason)
+        text = app.text.t(
+            "admin.set_done", await _locale(app, interaction), user=user.mention, balance=balance
+        )
+        await _reply(interaction, text)
+
+    @credits.command(name="deduct", description="Take credits from a user")
+    @app_commands.describe(user="Whose credits", amount="Credits to take", reason="Why")
+    async def deduct(
+        self,
+        interaction: discord.Interaction,
+        user: discord.User,
+        amount: app_commands.Range[int, 1],
+        reason: str,
+    ) -> None:
+        app = app_of(interaction)
+        balance = await app.admin_deduct(
+            interaction_user(interaction), user_ref(user), amount, reason
+        )
+        text = app.text.t(
+            "admin.deduct_done",
+            await _locale(app, interaction),
+            amount=amount,
+            user=user.mention,
+            balance=balance,
+        )
+        await _reply(interaction, text)
+
+    @credits.command(name="show", description="A user's balance and recent activity")
+    @app_commands.describe(user="Whose account")
+    async def show(self, interaction: discord.Interaction, user: discord.User) -> None:
+        app = app_of(interaction)
+        report = await app.admin_show(interaction_user(interaction), user_ref(user))
+        locale = await _locale(app, interaction)
+        head = app.text.t(
+            "admin.show",
+            locale,
+            user=user.mention,
+            balance=report.balance,
+            pending=report.pending,
+        )
+        await _reply(interaction, f"{head}\n{app.text.history(locale, report.history)}")
+
+    @credits.command(name="jobs", description="Recent image jobs")
+    async def jobs(self, interaction: discord.Interaction) -> None:
+        app = app_of(interaction)
+        summaries = await app.admin_jobs(interaction_user(interaction))
+        locale = await _locale(app, interaction)
+        if not summaries:
+            await _reply(interaction, app.text.t("admin.jobs_empty", locale))
+            return
+        lines = [app.text.t("admin.jobs_header", locale)]
+        for job in summaries:
+            when = time.strftime("%m-%d %H:%M", time.gmtime(job.created_at))
+            line = app.text.t(
+                "admin.job_line",
+                locale,
+                job=job.job_id[:8],
+                user=job.user_key,
+                state=job.state,
+                kind=job.kind,
+                cost="-" if job.cost is None else job.cost,
+                estimate=job.estimate,
+                error=job.error or "",
+            )
+            lines.append(f"{when} {line}".rstrip())
+        await _reply(interaction, "\n".join(lines))
+
+    @credits.command(name="resume", description="Accept jobs again after a vendor 402 pause")
+    async def resume(self, interaction: discord.Interaction) -> None:
+        app = app_of(interaction)
+        cleared = await app.admin_resume(interaction_user(interaction))
+        key = "admin.resumed" if cleared else "admin.not_paused"
+        await _reply(interaction, app.text.t(key, await _locale(app, interaction)))

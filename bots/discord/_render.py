@@ -1,0 +1,52 @@
+"""Results as Discord files and embeds, within Discord's upload limits.
+
+An image over the per-file limit (``Interaction.filesize_limit``; 10 MiB for a plain
+channel message) or a set of images over the 25 MiB per-request limit is re-encoded
+by ``core.images.fit_within_async`` (same pixels, smaller format), never dropped.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import discord
+
+from core.images import fit_within_async
+from core.types import GeneratedImage
+
+MIB = 1024 * 1024
+CHANNEL_UPLOAD_LIMIT = 10 * MIB
+REQUEST_LIMIT = 25 * MIB
+# Multipart framing and the JSON payload travel in the same request.
+_REQUEST_HEADROOM = 64 * 1024
+EMBED_COLOUR = discord.Colour.blurple()
+
+
+async def fit_images(
+    images: Sequence[GeneratedImage], per_file: int, per_request: int = REQUEST_LIMIT
+) -> list[GeneratedImage]:
+    fitted = [await fit_within_async(img, per_file) for img in images]
+    budget = per_request - _REQUEST_HEADROOM
+    if fitted and sum(len(img.data) for img in fitted) > budget:
+        share = budget // len(fitted)
+        fitted = [await fit_within_async(img, min(per_file, share)) for img in fitted]
+    return fitted
+
+
+def image_files(images: Sequence[GeneratedImage], stem: str) -> list[discord.File]:
+    return [
+        discord.File(io.BytesIO(img.data), filename=f"{stem}-{i + 1}.{img.extension}")
+        for i, img in enumerate(images)
+    ]
+
+
+async def result_files(
+    images: Sequence[GeneratedImage], stem: str, per_file: int
+) -> list[discord.File]:
+    return image_files(await fit_images(images, per_file), stem)
+
+
+def caption_embed(caption: str) -> discord.Embed:
+    # An embed description holds 4096 characters; core's captions are far shorter.
+    return discord.Embed(description=caption[:4096], colour=EMBED_COLOUR)

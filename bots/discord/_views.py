@@ -1,0 +1,132 @@
+"""Buttons under each result: Reroll, Variations, Edit.
+
+Each is a ``DynamicItem`` whose state (the job id) lives in its ``custom_id``
+(``imagine:reroll:<job_id>``, ``imagine:vary:<job_id>``, ``imagine:edit:<job_id>``),
+so the buttons keep working after a restart: the bot registers the templates, not
+the messages. Whoever presses a button pays for the new job.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Self
+
+import discord
+
+from core.messages import Messages
+
+from ._context import app_of
+from ._errors import locale_for, report_interaction_error
+from ._jobs import JobRun, job_defaults, run_for_interaction
+from ._modals import InstructionModal
+
+_JOB_ID = r"(?P<job_id>[A-Za-z0-9_-]{1,64})"
+Button = discord.ui.Button[discord.ui.View]
+
+
+class RerollButton(discord.ui.DynamicItem[Button], template=rf"imagine:reroll:{_JOB_ID}"):
+    def __init__(self, job_id: str, label: str = "Reroll") -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"imagine:reroll:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(match["job_id"], getattr(item, "label", None) or "Reroll")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async def step(run: JobRun) -> object:
+            return await run.reroll(self.job_id)
+
+        await run_for_interaction(interaction, step, "reroll")
+
+
+class VariationsButton(discord.ui.DynamicItem[Button], template=rf"imagine:vary:{_JOB_ID}"):
+    def __init__(self, job_id: str, label: str = "Variations") -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"imagine:vary:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(match["job_id"], getattr(item, "label", None) or "Variations")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async def step(run: JobRun) -> object:
+            return await run.run(await run.app.variation_request(run.user, self.job_id))
+
+        await run_for_interaction(interaction, step, "variations")
+
+
+class EditButton(discord.ui.DynamicItem[Button], template=rf"imagine:edit:{_JOB_ID}"):
+    def __init__(self, job_id: str, label: str = "Edit") -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                style=discord.ButtonStyle.primary,
+                custom_id=f"imagine:edit:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(match["job_id"], getattr(item, "label", None) or "Edit")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            app = app_of(interaction)
+            job_id = self.job_id
+
+            async def on_instruction(submit: discord.Interaction, instruction: str) -> None:
+                async def step(run: JobRun) -> object:
+                    # An edit of this job's first result, keeping its size and quality.
+                    base = await run.app.variation_request(run.user, job_id)
+                    request = await run.request(
+                        instruction, base=job_defaults(base), sources=base.sources
+                    )
+                    return await run.run(request)
+
+                await run_for_interaction(submit, step, "edit button")
+
+            modal = InstructionModal(
+                text=app.text,
+                locale=await locale_for(app, interaction),
+                custom_id=f"imagine:edit-modal:{job_id}:{interaction.id}",
+                on_instruction=on_instruction,
+                max_length=app.preset.max_prompt_chars,
+            )
+            await interaction.response.send_modal(modal)
+        except Exception as err:
+            await report_interaction_error(interaction, err, "edit button")
+
+
+DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
+    RerollButton,
+    VariationsButton,
+    EditButton,
+)
+
+
+def result_view(job_id: str, text: Messages, locale: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(RerollButton(job_id, text.t("button.reroll", locale)[:80]))
+    view.add_item(VariationsButton(job_id, text.t("button.variations", locale)[:80]))
+    view.add_item(EditButton(job_id, text.t("button.edit", locale)[:80]))
+    return view
