@@ -12,6 +12,7 @@ from core.app import Imagine
 from core.gate import FairGate
 from core.jobs import Frontends, JobLimits, JobService
 from core.messages import Messages
+from core.metrics import MetricsRecorder
 from core.settings import Settings
 from core.sweeper import Sweeper
 from core.vendors.factory import build_vendor
@@ -39,6 +40,10 @@ async def build_app(settings: Settings, *, sweep: bool = True) -> AsyncIterator[
 
     The first sweep runs once frontends had a chance to register (on the first
     ``start_sweeper`` call or right away when ``sweep`` is False no sweeper runs)."""
+    recorder: MetricsRecorder | None = None
+    if settings.metrics_file is not None:
+        recorder = MetricsRecorder(settings.metrics_file)
+        recorder.start()
     store = await open_store(settings.database_url)
     handle = build_vendor(
         settings.preset,
@@ -77,3 +82,5 @@ async def build_app(settings: Settings, *, sweep: bool = True) -> AsyncIterator[
         await sweeper.aclose()
         await handle.aclose()
         await store.close()
+        if recorder is not None:
+            await recorder.stop()

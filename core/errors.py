@@ -73,6 +73,12 @@ class ServicePaused(ImagineError):
     code = "service_paused"
 
 
+class DeliveryFailed(ImagineError):
+    """The images were made but the platform would not take them; nothing charged."""
+
+    code = "delivery_failed"
+
+
 class ConfigError(ImagineError):
     """A setting is missing or invalid; the message names it. Stops start-up."""
 

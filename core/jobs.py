@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.errors import (
+    DeliveryFailed,
     ImagineError,
     InsufficientCredits,
     ServicePaused,
@@ -307,6 +308,8 @@ class JobService:
             log.warning("delivery of job %s failed: %s", job.id, type(err).__name__)
             # The vendor billed these images; the user never saw them.
             await asyncio.shield(self.fail(job.id, err, loss=cost, code="delivery_failed"))
+            if isinstance(err, Exception) and not isinstance(err, ImagineError):
+                raise DeliveryFailed(f"{type(err).__name__}: {err}") from err
             raise
         await self.settle(job.id, cost)
         return JobReceipt(job.id, cost, balance_after, len(images))

@@ -109,7 +109,14 @@ class Messages:
             n=defaults.n,
         )
 
-    def price(self, locale: str | None, info: PriceInfo, request: ImageRequest) -> str:
+    def price(
+        self,
+        locale: str | None,
+        info: PriceInfo,
+        request: ImageRequest,
+        *,
+        button_hint: bool = True,
+    ) -> str:
         what = self.t("price.edit" if request.is_edit else "price.generate", locale)
         details = self.t(
             "options",
@@ -122,12 +129,11 @@ class Messages:
         text = self.t(
             "price", locale, what=what, price=info.price, details=details, balance=info.balance
         )
-        tail = (
-            self.t("price.affordable", locale)
-            if info.affordable
-            else self.t("price.unaffordable", locale, missing=info.price - info.balance)
-        )
-        return f"{text}\n{tail}"
+        if not info.affordable:
+            return (
+                f"{text}\n{self.t('price.unaffordable', locale, missing=info.price - info.balance)}"
+            )
+        return f"{text}\n{self.t('price.affordable', locale)}" if button_hint else text
 
     def history(self, locale: str | None, entries: Sequence[HistoryEntry]) -> str:
         if not entries:
@@ -143,14 +149,31 @@ class Messages:
             lines.append(self.t("history.line", locale, when=when, amount=e.amount, note=note))
         return "\n".join(lines)
 
-    def help(self, locale: str | None, preset: Preset, is_admin: bool = False) -> str:
-        parts = [self.t("help", locale)]
+    def help(
+        self, locale: str | None, preset: Preset, is_admin: bool = False, platform: str = "telegram"
+    ) -> str:
+        """Commands differ per platform (slash options on Discord, replies on Telegram,
+        file paths on the console); the rest of the wording is shared."""
+        key = {"discord": "help.discord", "console": "help.console"}.get(platform, "help")
+        parts = [self.t(key, locale)]
         if not (preset.can_generate and preset.generate_model):
             parts.append(self.t("help.generate_unavailable", locale))
-        parts.append(self.t("help.privacy", locale))
-        if is_admin:
-            parts.append(self.t("help.admin", locale))
+        if platform == "telegram":
+            parts.append(self.t("help.privacy", locale))
+        if is_admin and platform != "console":
+            parts.append(
+                self.t("help.admin.discord" if platform == "discord" else "help.admin", locale)
+            )
         return "\n\n".join(parts)
 
-    def welcome(self, locale: str | None, balance: int, preset: Preset, is_admin: bool) -> str:
-        return self.t("welcome", locale, balance=balance, help=self.help(locale, preset, is_admin))
+    def welcome(
+        self,
+        locale: str | None,
+        balance: int,
+        preset: Preset,
+        is_admin: bool,
+        platform: str = "telegram",
+    ) -> str:
+        return self.t(
+            "welcome", locale, balance=balance, help=self.help(locale, preset, is_admin, platform)
+        )

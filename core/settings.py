@@ -52,6 +52,7 @@ class Settings:
     discord_guild_ids: tuple[int, ...]
     discord_alert_channel_id: int | None
     discord_mention_replies: bool
+    metrics_file: Path | None = None
 
     @property
     def vendor_is_default_mock(self) -> bool:
@@ -317,4 +318,5 @@ def load_settings(
         discord_guild_ids=_id_list(merged, "DISCORD_GUILD_IDS"),
         discord_alert_channel_id=int(channel) if channel else None,
         discord_mention_replies=_bool(merged, "DISCORD_MENTION_REPLIES", False),
+        metrics_file=Path(metrics) if (metrics := _env(merged, "METRICS_FILE")) else None,
     )

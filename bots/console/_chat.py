@@ -52,7 +52,7 @@ class ConsoleChat:
         try:
             handler = self._commands().get(command)
             if handler is None:
-                self.emit(self.app.text.help(locale, self.app.preset, True))
+                self.emit(self.app.text.help(locale, self.app.preset, True, platform="console"))
                 return
             await handler(rest.strip(), locale)
         except ImagineError as err:
@@ -103,7 +103,11 @@ class ConsoleChat:
         profile = await self.app.profile(self.user)
         parsed = self.app.parse_prompt(text, profile.defaults)
         request = self.app.build_request(parsed.prompt, parsed.defaults, user=self.user)
-        self.emit(self.app.text.price(locale, await self.app.quote(self.user, request), request))
+        self.emit(
+            self.app.text.price(
+                locale, await self.app.quote(self.user, request), request, button_hint=False
+            )
+        )
 
     async def balance(self, _: str, locale: str) -> None:
         self.emit(self.app.text.balance(locale, await self.app.balance(self.user)))
@@ -180,11 +184,11 @@ class ConsoleChat:
         self.emit(self.app.text.t("admin.resumed" if cleared else "admin.not_paused", locale))
 
     async def help(self, _: str, locale: str) -> None:
-        self.emit(self.app.text.help(locale, self.app.preset, True))
+        self.emit(self.app.text.help(locale, self.app.preset, True, platform="console"))
 
     async def start(self, _: str, locale: str) -> None:
         profile = await self.app.profile(self.user)
-        self.emit(self.app.text.welcome(locale, profile.balance, self.app.preset, True))
+        self.emit(self.app.text.welcome(locale, profile.balance, self.app.preset, True, "console"))
 
 
 async def run_console(app: Imagine, stop: asyncio.Event) -> None:

@@ -46,7 +46,9 @@ async def history(interaction: discord.Interaction) -> None:
 async def help_(interaction: discord.Interaction) -> None:
     app = app_of(interaction)
     profile = await app.profile(interaction_user(interaction))
-    await _reply(interaction, app.text.help(profile.locale, app.preset, profile.is_admin))
+    await _reply(
+        interaction, app.text.help(profile.locale, app.preset, profile.is_admin, platform="discord")
+    )
 
 
 async def price(
@@ -64,7 +66,7 @@ async def price(
     parsed = app.parse_prompt(prompt, defaults)
     request = app.build_request(parsed.prompt, parsed.defaults, user=user)
     info = await app.quote(user, request)
-    await _reply(interaction, app.text.price(profile.locale, info, request))
+    await _reply(interaction, app.text.price(profile.locale, info, request, button_hint=False))
 
 
 async def settings(

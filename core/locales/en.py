@@ -72,6 +72,19 @@ MESSAGES: dict[str, str] = {
         "/balance — your credits · /history — your recent activity\n"
         "/settings — your default size, quality, count and language"
     ),
+    "help.discord": (
+        "/imagine prompt:… — make an image; pick aspect, resolution, quality and count, or attach images to edit them\n"
+        "Right-click a message with an image › Apps › Edit image — edit it\n"
+        "/price — what it would cost · /balance — your credits · /history — your recent activity\n"
+        "/settings — your default size, quality, count and language"
+    ),
+    "help.console": (
+        "/imagine <prompt> [--ar 16:9 --res 2K --q high --n 2] — make an image\n"
+        "/edit PATH [PATH…] <instruction> — edit image files\n"
+        "/price <prompt> · /balance · /history · /settings --ar 16:9 --q high lang=zh\n"
+        "/topup AMOUNT · /jobs · /resume · /quit"
+    ),
+    "help.admin.discord": "Admin: /credits topup|set|deduct|show|jobs|resume",
     "help.generate_unavailable": "This bot's image service only edits images: reply to a photo with an instruction.",
     "help.admin": (
         "Admin: /topup <user> <amount> [reason] · /setcredits <user> <amount> [reason] · "

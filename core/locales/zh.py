@@ -68,6 +68,19 @@ MESSAGES: dict[str, str] = {
         "/balance — 余额 · /history — 最近记录\n"
         "/settings — 默认尺寸、质量、数量和语言"
     ),
+    "help.discord": (
+        "/imagine prompt:… — 生成图片;可选比例、分辨率、质量和数量,或附上图片进行编辑\n"
+        "右键带图片的消息 › 应用 › Edit image — 编辑图片\n"
+        "/price — 查询价格 · /balance — 余额 · /history — 最近记录\n"
+        "/settings — 默认尺寸、质量、数量和语言"
+    ),
+    "help.console": (
+        "/imagine <提示词> [--ar 16:9 --res 2K --q high --n 2] — 生成图片\n"
+        "/edit 路径 [路径…] <要求> — 编辑图片文件\n"
+        "/price <提示词> · /balance · /history · /settings --ar 16:9 --q high lang=zh\n"
+        "/topup 数量 · /jobs · /resume · /quit"
+    ),
+    "help.admin.discord": "管理员:/credits topup|set|deduct|show|jobs|resume",
     "help.generate_unavailable": "本机器人的图像服务只支持编辑:请回复一张图片并写上修改要求。",
     "help.admin": (
         "管理员:/topup <用户> <数量> [原因] · /setcredits <用户> <数量> [原因] · "

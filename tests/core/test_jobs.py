@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from core.app import Imagine
-from core.errors import InsufficientCredits, TooManyActiveJobs, Unsupported, UserRateLimited
+from core.errors import (
+    DeliveryFailed,
+    InsufficientCredits,
+    TooManyActiveJobs,
+    Unsupported,
+    UserRateLimited,
+)
 from core.ports import ChatRef, UserRef
 from core.types import Progress
 from tests.conftest import RecordingFrontend
@@ -69,8 +75,9 @@ async def test_failed_delivery_is_not_charged_and_booked_as_loss(
 ) -> None:
     await fund(app, ALICE, 10)
     frontend.fail = True
-    with pytest.raises(ConnectionError):
+    with pytest.raises(DeliveryFailed) as caught:
         await app.run_job(ALICE, request(app), CHAT)
+    assert "couldn't post it" in app.text.error(caught.value, "en")
     assert await app.balance(ALICE) == 10
     async with app.store.read() as tx:
         totals = await app.store.ledger.totals(tx)

@@ -1,0 +1,181 @@
+"""The Telegram frontend: a python-telegram-bot ``Application`` over the core facade.
+
+Public face: ``build_application(app)`` wires handlers and registers the frontend
+with core; ``run_telegram(app, stop)`` runs it (long polling, or a webhook when
+``TELEGRAM_WEBHOOK_URL`` is set) until ``stop`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from telegram import BotCommand
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import Application, ApplicationBuilder
+from telegram.request import HTTPXRequest
+
+from bots.telegram._errors import install_log_filter, on_error
+from bots.telegram._frontend import TelegramFrontend
+from bots.telegram._handlers import Handlers
+from bots.telegram._media import AlbumCache
+from bots.telegram._progress import StatusBoard
+from bots.telegram._public_files import PublicFiles, split_listen
+from bots.telegram._ratelimit import RetryAfterLimiter
+from core.app import Imagine
+from core.errors import ConfigError
+from core.messages import LOCALES
+
+__all__ = ["build_application", "run_telegram"]
+
+log = logging.getLogger(__name__)
+
+# Jobs take seconds to minutes and many users wait at once: updates are handled
+# concurrently and the connection pool must not be the bottleneck.
+CONCURRENT_UPDATES = 256
+CONNECTION_POOL = 256
+# Uploads of big images over slow links.
+WRITE_TIMEOUT = 120.0
+READ_TIMEOUT = 60.0
+
+_PUBLIC_FILES_KEY = "imagine.public_files"
+_COMMANDS = ("imagine", "edit", "price", "balance", "history", "settings", "help")
+
+TelegramApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+def build_application(app: Imagine) -> TelegramApp:
+    """The configured ``Application``; also registers the Telegram frontend with core."""
+    settings = app.settings
+    if not settings.telegram_token:
+        raise ConfigError("TELEGRAM_BOT_TOKEN is not set.", setting="TELEGRAM_BOT_TOKEN")
+    install_log_filter(settings.telegram_token)
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_token)
+        .concurrent_updates(CONCURRENT_UPDATES)
+        .request(
+            HTTPXRequest(
+                connection_pool_size=CONNECTION_POOL,
+                read_timeout=READ_TIMEOUT,
+                write_timeout=WRITE_TIMEOUT,
+                connect_timeout=15.0,
+                pool_timeout=30.0,
+                media_write_timeout=WRITE_TIMEOUT,
+            )
+        )
+        .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=READ_TIMEOUT))
+        .rate_limiter(RetryAfterLimiter())
+    )
+    if settings.telegram_base_url:
+        builder = builder.base_url(_api_base(settings.telegram_base_url, "bot"))
+    if settings.telegram_base_file_url:
+        builder = builder.base_file_url(_api_base(settings.telegram_base_file_url, "file/bot"))
+    elif settings.telegram_base_url:
+        builder = builder.base_file_url(_api_base(settings.telegram_base_url, "file/bot"))
+    application: TelegramApp = builder.build()
+
+    public_files: PublicFiles | None = None
+    if app.preset.needs_public_urls and settings.public_base_url:
+        public_files = PublicFiles(settings.public_base_url, settings.public_listen)
+    application.bot_data[_PUBLIC_FILES_KEY] = public_files
+
+    albums = AlbumCache()
+    status = StatusBoard(application.bot, app.text)
+    Handlers(app, albums, status, public_files).register(application)
+    application.add_error_handler(on_error)
+    app.add_frontend(
+        TelegramFrontend(
+            application.bot,
+            app.text,
+            settings.admin_ids,
+            albums,
+            status,
+            can_edit=app.preset.can_edit,
+        )
+    )
+    return application
+
+
+def _api_base(url: str, suffix: str) -> str:
+    """``TELEGRAM_BASE_URL`` may be given as the server root (``http://host:8081``)
+    or already end in ``/bot`` as python-telegram-bot expects."""
+    url = url.rstrip("/")
+    return url if url.endswith("/" + suffix.rsplit("/", 1)[-1]) else f"{url}/{suffix}"
+
+
+async def _set_commands(application: TelegramApp, app: Imagine) -> None:
+    """Command menus per language; the descriptions are the first words of /help."""
+    for locale in ("en", "zh"):
+        commands = [BotCommand(name, _describe(app, name, locale)) for name in _COMMANDS]
+        with contextlib.suppress(TelegramError):
+            await application.bot.set_my_commands(
+                commands, language_code=None if locale == "en" else locale
+            )
+
+
+def _describe(app: Imagine, name: str, locale: str) -> str:
+    """``command.<name>`` from the catalogue when it has one, else the /help line."""
+    key = f"command.{name}"
+    if key in LOCALES.get(locale, LOCALES["en"]):
+        return app.text.t(key, locale)[:256]
+    lines = app.text.help(locale, app.preset).splitlines()
+    for line in lines:
+        for part in line.split(" · "):
+            if part.startswith(f"/{name}") and "—" in part:
+                return part.split("—", 1)[1].strip()[:256] or name
+    mentions = [line for line in lines if f"/{name}" in line]
+    return mentions[0][:256] if mentions else name
+
+
+async def run_telegram(app: Imagine, stop: asyncio.Event) -> None:
+    """Run the bot until ``stop`` is set, then shut down cleanly."""
+    settings = app.settings
+    application = build_application(app)
+    public_files: PublicFiles | None = application.bot_data.get(_PUBLIC_FILES_KEY)
+    try:
+        await application.initialize()  # getMe: checks the token
+    except InvalidToken:
+        raise ConfigError(
+            "Telegram rejected TELEGRAM_BOT_TOKEN; copy it again from @BotFather.",
+            setting="TELEGRAM_BOT_TOKEN",
+        ) from None
+    async with application:  # already initialized; shutdown() on the way out
+        if public_files is not None:
+            await public_files.start()
+        try:
+            await _set_commands(application, app)
+            await application.start()
+            assert application.updater is not None
+            if settings.telegram_webhook_url:
+                host, port = split_listen(settings.telegram_webhook_listen, 8443)
+                path = urlsplit(settings.telegram_webhook_url).path.strip("/")
+                # Telegram sends this secret in a header; PTB rejects requests without it.
+                secret = settings.telegram_webhook_secret or secrets.token_urlsafe(32)
+                await application.updater.start_webhook(
+                    listen=host,
+                    port=port,
+                    url_path=path,
+                    webhook_url=settings.telegram_webhook_url,
+                    secret_token=secret,
+                    allowed_updates=["message", "callback_query"],
+                )
+                log.info("telegram webhook listening on %s:%s/%s", host, port, path)
+            else:
+                await application.updater.start_polling(
+                    allowed_updates=["message", "callback_query"],
+                    timeout=30,
+                )
+                log.info("telegram long polling as @%s", application.bot.username)
+            await stop.wait()
+        finally:
+            if application.updater is not None and application.updater.running:
+                await application.updater.stop()
+            if application.running:
+                await application.stop()
+            if public_files is not None:
+                await public_files.stop()

@@ -1,0 +1,143 @@
+"""Admin commands: credits and jobs for the allowlist in ``ADMIN_USER_IDS``.
+
+Core decides who is an admin (and audits refusals); a ``<user>`` is a reply to
+their message, a numeric id or the @username of someone the bot has seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from bots.telegram._turns import Context, Turn, TurnBase, turn
+from bots.telegram._users import replied_user, resolve_target, user_ref
+from core.errors import InvalidRequest, NotAdmin, UnknownUser
+from core.ports import UserRef
+
+
+def _display(user: UserRef) -> str:
+    return f"@{user.username}" if user.username else user.user_id
+
+
+class AdminHandlers(TurnBase):
+    async def _target_and_args(self, turn: Turn, args: list[str]) -> tuple[UserRef, list[str]]:
+        """``<user>`` is a reply to their message, a numeric id or a seen @username.
+        Non-admins learn nothing about users: they get the NotAdmin sentence."""
+        author = replied_user(turn.message)
+        try:
+            if author is not None:
+                return user_ref(author), args
+            if not args:
+                raise InvalidRequest("missing user", kind="usage")
+            return await resolve_target(self.app.find_user, args[0]), args[1:]
+        except (InvalidRequest, UnknownUser):
+            if not turn.is_admin:
+                raise NotAdmin() from None
+            raise
+
+    async def _amount_command(
+        self,
+        turn: Turn,
+        context: Context,
+        usage: str,
+        action: Callable[[UserRef, int, str | None], Awaitable[int]],
+        done_key: str,
+    ) -> None:
+        args = list(context.args or [])
+        try:
+            target, rest = await self._target_and_args(turn, args)
+        except InvalidRequest:
+            await self.say(turn, self.app.text.t("admin.usage", turn.locale, usage=usage))
+            return
+        if not rest or not rest[0].lstrip("-").isdigit():
+            if not turn.is_admin:
+                raise NotAdmin()
+            key = "admin.usage" if not rest else "admin.bad_amount"
+            await self.say(turn, self.app.text.t(key, turn.locale, usage=usage))
+            return
+        amount = int(rest[0])
+        reason = " ".join(rest[1:]) or None
+        balance = await action(target, amount, reason)
+        await self.say(
+            turn,
+            self.app.text.t(
+                done_key, turn.locale, amount=amount, user=_display(target), balance=balance
+            ),
+        )
+
+    @turn
+    async def topup(self, turn: Turn, context: Context) -> None:
+        await self._amount_command(
+            turn,
+            context,
+            "/topup <user> <amount> [reason]",
+            lambda t, a, r: self.app.admin_topup(turn.user, t, a, r),
+            "admin.topup_done",
+        )
+
+    @turn
+    async def setcredits(self, turn: Turn, context: Context) -> None:
+        await self._amount_command(
+            turn,
+            context,
+            "/setcredits <user> <amount> [reason]",
+            lambda t, a, r: self.app.admin_set(turn.user, t, a, r),
+            "admin.set_done",
+        )
+
+    @turn
+    async def deduct(self, turn: Turn, context: Context) -> None:
+        await self._amount_command(
+            turn,
+            context,
+            "/deduct <user> <amount> <reason>",
+            lambda t, a, r: self.app.admin_deduct(turn.user, t, a, r),
+            "admin.deduct_done",
+        )
+
+    @turn
+    async def credits(self, turn: Turn, context: Context) -> None:
+        try:
+            target, _ = await self._target_and_args(turn, list(context.args or []))
+        except InvalidRequest:
+            await self.say(
+                turn, self.app.text.t("admin.usage", turn.locale, usage="/credits <user>")
+            )
+            return
+        report = await self.app.admin_show(turn.user, target)
+        head = self.app.text.t(
+            "admin.show",
+            turn.locale,
+            user=_display(target),
+            balance=report.balance,
+            pending=report.pending,
+        )
+        await self.say(turn, f"{head}\n\n{self.app.text.history(turn.locale, report.history)}")
+
+    @turn
+    async def jobs(self, turn: Turn, context: Context) -> None:
+        jobs = await self.app.admin_jobs(turn.user, limit=10)
+        if not jobs:
+            await self.say(turn, self.app.text.t("admin.jobs_empty", turn.locale))
+            return
+        lines = [self.app.text.t("admin.jobs_header", turn.locale)]
+        for job in jobs:
+            lines.append(
+                self.app.text.t(
+                    "admin.job_line",
+                    turn.locale,
+                    job=job.job_id[:8],
+                    user=job.user_key,
+                    state=job.state,
+                    kind=job.kind,
+                    cost="-" if job.cost is None else job.cost,
+                    estimate=job.estimate,
+                    error=job.error or "",
+                ).rstrip()
+            )
+        await self.say(turn, "\n".join(lines))
+
+    @turn
+    async def resume(self, turn: Turn, context: Context) -> None:
+        cleared = await self.app.admin_resume(turn.user)
+        key = "admin.resumed" if cleared else "admin.not_paused"
+        await self.say(turn, self.app.text.t(key, turn.locale))
