@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, replace
 
+from core.admin import AccountReport, CreditAdmin, HistoryEntry, JobSummary
 from core.drafts import Drafts
-from core.errors import InvalidRequest, NotAdmin, UnknownUser
+from core.errors import InvalidRequest
 from core.images import ImageLimits, load_sources
-from core.job_params import build_request, load_params, source_from_meta
-from core.jobs import PAUSE_FLAG, Frontends, JobReceipt, JobService
+from core.job_params import restore_request
+from core.jobs import Frontends, JobReceipt, JobService
 from core.messages import Messages, normalize_locale
 from core.options import Defaults, ParsedPrompt, parse_prompt
 from core.ports import ChatRef, Frontend, UserRef
@@ -26,7 +26,7 @@ from core.types import ImageRequest, Quality, Resolution, SourceImage
 from core.vendors.base import ProgressCallback
 from core.vendors.preset import Preset
 from storage.files import FileStore
-from storage.interfaces import SYSTEM_TOPUP, Account, Store, Transfer, Tx
+from storage.interfaces import Account, Store, Tx
 
 log = logging.getLogger(__name__)
 
@@ -62,34 +62,6 @@ class PriceInfo:
         return self.balance >= self.price
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    when: float
-    kind: str
-    amount: int  # signed, from the user's point of view
-    note: str
-
-
-@dataclass(frozen=True, slots=True)
-class AccountReport:
-    user_key: str
-    balance: int
-    pending: int
-    history: list[HistoryEntry]
-
-
-@dataclass(frozen=True, slots=True)
-class JobSummary:
-    job_id: str
-    user_key: str
-    state: str
-    kind: str
-    cost: int | None
-    estimate: int
-    created_at: float
-    error: str | None
-
-
 def _prefs_key(user: UserRef) -> str:
     return f"prefs:{user.key}"
 
@@ -113,6 +85,7 @@ class Imagine:
         self.frontends = frontends
         self.text = text
         self.drafts = Drafts(store)
+        self.admin = CreditAdmin(store, settings.admin_ids, self._account)
         # Set by the composition root; frontends call ``app.sweep()`` once registered.
         self.sweeper: Sweeper | None = None
         self.limits = ImageLimits(
@@ -132,7 +105,7 @@ class Imagine:
     # --- users ------------------------------------------------------------------
 
     def is_admin(self, user: UserRef) -> bool:
-        return user.key in self.settings.admin_ids
+        return self.admin.is_admin(user)
 
     def locale_for(self, user: UserRef, saved: str | None = None) -> str:
         return saved or normalize_locale(user.locale, self.settings.default_locale)
@@ -266,14 +239,7 @@ class Imagine:
             job = await self.store.jobs.get(tx, job_id)
         if job is None:
             raise InvalidRequest("no such job", kind="job_not_found")
-        data, source_meta, mask_meta = load_params(job.params)
-        sources = tuple([source_from_meta(m, await self.files.get(m["key"])) for m in source_meta])
-        mask = (
-            source_from_meta(mask_meta, await self.files.get(mask_meta["key"]))
-            if mask_meta
-            else None
-        )
-        return build_request(data, sources, mask)
+        return await restore_request(self.files, job.params)
 
     async def reroll(
         self, user: UserRef, job_id: str, chat: ChatRef, on_progress: ProgressCallback | None = None
@@ -300,147 +266,52 @@ class Imagine:
     async def balance(self, user: UserRef) -> int:
         return (await self.profile(user)).balance
 
-    @staticmethod
-    def _entry(account_id: int, t: Transfer) -> HistoryEntry:
-        return HistoryEntry(
-            when=t.created_at, kind=t.kind, amount=t.delta_for(account_id), note=t.reason or ""
-        )
-
     async def history(self, user: UserRef, limit: int = 10) -> list[HistoryEntry]:
         async with self.store.transaction() as tx:
             account = await self._account(tx, user)
             rows = await self.store.ledger.history(tx, account.id, limit)
-        return [self._entry(account.id, t) for t in rows]
+        return [HistoryEntry.of(account.id, t) for t in rows]
 
-    # --- admin ------------------------------------------------------------------
-
-    async def _admin(
-        self, tx: Tx, actor: UserRef, action: str, target: str | None, detail: str | None
-    ) -> None:
-        allowed = self.is_admin(actor)
-        await self.store.audit.record(tx, actor.key, action, target, detail, allowed)
-        if not allowed:
-            log.warning("refused admin action %s by %s", action, actor.key)
-            raise NotAdmin()
-
-    async def _refuse_if_not_admin(self, actor: UserRef, action: str, target: str | None) -> None:
-        if not self.is_admin(actor):
-            async with self.store.transaction() as tx:
-                await self.store.audit.record(tx, actor.key, action, target, None, False)
-            log.warning("refused admin action %s by %s", action, actor.key)
-            raise NotAdmin()
-
-    @staticmethod
-    def _amount(amount: int) -> int:
-        if not isinstance(amount, int) or amount <= 0:
-            raise InvalidRequest(
-                "bad amount", kind="option", option="amount", why="a positive whole number"
-            )
-        return amount
+    # --- admin (see core.admin) -------------------------------------------------
 
     async def admin_topup(
-        self, actor: UserRef, target: UserRef, amount: int, reason: str | None = None
+        self,
+        actor: UserRef,
+        target: UserRef,
+        amount: int,
+        reason: str | None = None,
+        request_id: str | None = None,
     ) -> int:
-        await self._refuse_if_not_admin(actor, "topup", target.key)
-        self._amount(amount)
-        async with self.store.transaction() as tx:
-            await self._admin(tx, actor, "topup", target.key, f"{amount} {reason or ''}".strip())
-            account = await self._account(tx, target)
-            source = await self.store.ledger.system_account(tx, SYSTEM_TOPUP)
-            await self.store.ledger.transfer(
-                tx,
-                f"topup:{time.time_ns()}:{actor.key}",
-                source.id,
-                account.id,
-                amount,
-                "topup",
-                actor=actor.key,
-                reason=reason,
-                allow_overdraft=True,
-            )
-            return (await self.store.ledger.balance(tx, account.id)).available
+        return await self.admin.topup(actor, target, amount, reason, request_id)
 
     async def admin_deduct(
-        self, actor: UserRef, target: UserRef, amount: int, reason: str | None = None
+        self,
+        actor: UserRef,
+        target: UserRef,
+        amount: int,
+        reason: str | None = None,
+        request_id: str | None = None,
     ) -> int:
-        await self._refuse_if_not_admin(actor, "deduct", target.key)
-        self._amount(amount)
-        async with self.store.transaction() as tx:
-            await self._admin(tx, actor, "deduct", target.key, f"{amount} {reason or ''}".strip())
-            account = await self._account(tx, target)
-            sink = await self.store.ledger.system_account(tx, SYSTEM_TOPUP)
-            await self.store.ledger.transfer(
-                tx,
-                f"deduct:{time.time_ns()}:{actor.key}",
-                account.id,
-                sink.id,
-                amount,
-                "deduct",
-                actor=actor.key,
-                reason=reason,
-            )
-            return (await self.store.ledger.balance(tx, account.id)).available
+        return await self.admin.deduct(actor, target, amount, reason, request_id)
 
     async def admin_set(
-        self, actor: UserRef, target: UserRef, amount: int, reason: str | None = None
+        self,
+        actor: UserRef,
+        target: UserRef,
+        amount: int,
+        reason: str | None = None,
+        request_id: str | None = None,
     ) -> int:
-        await self._refuse_if_not_admin(actor, "set", target.key)
-        if not isinstance(amount, int) or amount < 0:
-            raise InvalidRequest(
-                "bad amount", kind="option", option="amount", why="zero or a positive whole number"
-            )
-        async with self.store.transaction() as tx:
-            await self._admin(tx, actor, "set", target.key, f"{amount} {reason or ''}".strip())
-            account = await self._account(tx, target)
-            await self.store.ledger.set_balance(
-                tx,
-                f"set:{time.time_ns()}:{actor.key}",
-                account.id,
-                amount,
-                actor=actor.key,
-                reason=reason or "set by admin",
-            )
-            return (await self.store.ledger.balance(tx, account.id)).available
+        return await self.admin.set(actor, target, amount, reason, request_id)
 
     async def admin_show(self, actor: UserRef, target: UserRef) -> AccountReport:
-        await self._refuse_if_not_admin(actor, "show", target.key)
-        async with self.store.transaction() as tx:
-            await self._admin(tx, actor, "show", target.key, None)
-            account = await self.store.ledger.find_account(tx, target.platform, target.user_id)
-            if account is None:
-                raise UnknownUser()
-            rows = await self.store.ledger.history(tx, account.id, 10)
-        return AccountReport(
-            target.key, account.balance, account.pending, [self._entry(account.id, t) for t in rows]
-        )
+        return await self.admin.show(actor, target)
 
     async def admin_jobs(self, actor: UserRef, limit: int = 10) -> list[JobSummary]:
-        await self._refuse_if_not_admin(actor, "jobs", None)
-        async with self.store.transaction() as tx:
-            await self._admin(tx, actor, "jobs", None, None)
-            jobs = await self.store.jobs.recent(tx, limit)
-            summaries = []
-            for job in jobs:
-                account = await self.store.ledger.get_account(tx, job.account_id)
-                summaries.append(
-                    JobSummary(
-                        job.id,
-                        account.name,
-                        job.state,
-                        job.kind,
-                        job.cost,
-                        job.estimate,
-                        job.created_at,
-                        job.error,
-                    )
-                )
-        return summaries
+        return await self.admin.jobs(actor, limit)
 
     async def admin_resume(self, actor: UserRef) -> bool:
-        await self._refuse_if_not_admin(actor, "resume", None)
-        async with self.store.transaction() as tx:
-            await self._admin(tx, actor, "resume", None, None)
-            return await self.store.flags.delete(tx, PAUSE_FLAG)
+        return await self.admin.resume(actor)
 
     async def result_files(self, job_id: str) -> list[str]:
         async with self.store.read() as tx:

@@ -40,10 +40,6 @@ async def build_app(settings: Settings, *, sweep: bool = True) -> AsyncIterator[
 
     The first sweep runs once frontends had a chance to register (on the first
     ``start_sweeper`` call or right away when ``sweep`` is False no sweeper runs)."""
-    recorder: MetricsRecorder | None = None
-    if settings.metrics_file is not None:
-        recorder = MetricsRecorder(settings.metrics_file)
-        recorder.start()
     store = await open_store(settings.database_url)
     handle = build_vendor(
         settings.preset,
@@ -70,6 +66,10 @@ async def build_app(settings: Settings, *, sweep: bool = True) -> AsyncIterator[
     )
     app.sweeper = sweeper
     periodic: asyncio.Task[None] | None = None
+    # Off unless METRICS_FILE is set: the bot's own loop lag, CPU and memory figures.
+    recorder = MetricsRecorder(settings.metrics_file) if settings.metrics_file else None
+    if recorder is not None:
+        recorder.start()
     if sweep:
         periodic = asyncio.create_task(sweeper.run_forever(settings.sweep_interval))
     try:

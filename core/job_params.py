@@ -16,6 +16,7 @@ from core.types import (
     Resolution,
     SourceImage,
 )
+from storage.files import FileStore
 
 
 def source_key(job_id: str, index: int, image: SourceImage) -> str:
@@ -99,3 +100,11 @@ def source_from_meta(meta: dict[str, Any], data: bytes) -> SourceImage:
         height=int(meta["height"]),
         public_url=meta.get("url"),
     )
+
+
+async def restore_request(files: FileStore, params: str) -> ImageRequest:
+    """A stored job's request with its source images read back from the file store."""
+    data, source_meta, mask_meta = load_params(params)
+    sources = tuple([source_from_meta(m, await files.get(m["key"])) for m in source_meta])
+    mask = source_from_meta(mask_meta, await files.get(mask_meta["key"])) if mask_meta else None
+    return build_request(data, sources, mask)

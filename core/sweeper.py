@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.errors import ImagineError
-from core.job_params import build_request, load_params, source_from_meta
+from core.job_params import restore_request
 from core.jobs import JobService
 from core.messages import normalize_locale
 from core.ports import ChatRef, UserRef
@@ -77,11 +77,7 @@ class Sweeper:
         return user, ChatRef(job.platform, data.get("chat") or {}), data.get("locale")
 
     async def _request(self, job: JobRecord) -> ImageRequest:
-        data, source_meta, mask_meta = load_params(job.params)
-        files = self.jobs.files
-        sources = tuple([source_from_meta(m, await files.get(m["key"])) for m in source_meta])
-        mask = source_from_meta(mask_meta, await files.get(mask_meta["key"])) if mask_meta else None
-        return build_request(data, sources, mask)
+        return await restore_request(self.jobs.files, job.params)
 
     async def sweep(self) -> SweepReport:
         report = SweepReport()

@@ -1,0 +1,205 @@
+"""Admin credit commands shared by every frontend: top up, set, deduct, inspect,
+list jobs, lift a vendor-402 pause. Every attempt is audited with its actor,
+refused ones included; only ``ADMIN_USER_IDS`` may act."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from core.errors import InvalidRequest, NotAdmin, UnknownUser
+from core.jobs import PAUSE_FLAG
+from core.ports import UserRef
+from storage.interfaces import SYSTEM_TOPUP, Account, Store, Transfer, Tx
+
+log = logging.getLogger(__name__)
+
+AccountOf = Callable[[Tx, UserRef], Awaitable[Account]]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    when: float
+    kind: str
+    amount: int  # signed, from the user's point of view
+    note: str
+
+    @classmethod
+    def of(cls, account_id: int, transfer: Transfer) -> HistoryEntry:
+        return cls(
+            transfer.created_at,
+            transfer.kind,
+            transfer.delta_for(account_id),
+            transfer.reason or "",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountReport:
+    user_key: str
+    balance: int
+    pending: int
+    history: list[HistoryEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    job_id: str
+    user_key: str
+    state: str
+    kind: str
+    cost: int | None
+    estimate: int
+    created_at: float
+    error: str | None
+
+
+def _positive(amount: int, *, zero_ok: bool = False) -> int:
+    if not isinstance(amount, int) or amount < 0 or (amount == 0 and not zero_ok):
+        why = "zero or a positive whole number" if zero_ok else "a positive whole number"
+        raise InvalidRequest("bad amount", kind="option", option="amount", why=why)
+    return amount
+
+
+class CreditAdmin:
+    def __init__(self, store: Store, admin_ids: frozenset[str], account_of: AccountOf) -> None:
+        self.store = store
+        self.admin_ids = admin_ids
+        self._account_of = account_of
+
+    def is_admin(self, user: UserRef) -> bool:
+        return user.key in self.admin_ids
+
+    async def _authorize(self, actor: UserRef, action: str, target: str | None) -> None:
+        # A refusal is audited in its own transaction: raising inside the action's
+        # transaction would roll the audit row back with it.
+        if self.is_admin(actor):
+            return
+        async with self.store.transaction() as tx:
+            await self.store.audit.record(tx, actor.key, action, target, None, False)
+        log.warning("refused admin action %s by %s", action, actor.key)
+        raise NotAdmin()
+
+    @staticmethod
+    def _transfer_id(action: str, actor: UserRef, request_id: str | None) -> str:
+        # A platform's own event id makes a re-delivered command a no-op.
+        return f"{action}:{actor.platform}:{request_id or uuid.uuid4().hex}"
+
+    async def topup(
+        self,
+        actor: UserRef,
+        target: UserRef,
+        amount: int,
+        reason: str | None,
+        request_id: str | None = None,
+    ) -> int:
+        return await self._move("topup", actor, target, _positive(amount), reason, request_id)
+
+    async def deduct(
+        self,
+        actor: UserRef,
+        target: UserRef,
+        amount: int,
+        reason: str | None,
+        request_id: str | None = None,
+    ) -> int:
+        return await self._move("deduct", actor, target, _positive(amount), reason, request_id)
+
+    async def _move(
+        self,
+        action: str,
+        actor: UserRef,
+        target: UserRef,
+        amount: int,
+        reason: str | None,
+        request_id: str | None,
+    ) -> int:
+        await self._authorize(actor, action, target.key)
+        async with self.store.transaction() as tx:
+            await self.store.audit.record(
+                tx, actor.key, action, target.key, f"{amount} {reason or ''}".strip(), True
+            )
+            account = await self._account_of(tx, target)
+            pool = await self.store.ledger.system_account(tx, SYSTEM_TOPUP)
+            debit, credit = (pool.id, account.id) if action == "topup" else (account.id, pool.id)
+            await self.store.ledger.transfer(
+                tx,
+                self._transfer_id(action, actor, request_id),
+                debit,
+                credit,
+                amount,
+                action,
+                actor=actor.key,
+                reason=reason,
+                allow_overdraft=action == "topup",
+            )
+            return (await self.store.ledger.balance(tx, account.id)).available
+
+    async def set(
+        self,
+        actor: UserRef,
+        target: UserRef,
+        amount: int,
+        reason: str | None,
+        request_id: str | None = None,
+    ) -> int:
+        await self._authorize(actor, "set", target.key)
+        _positive(amount, zero_ok=True)
+        async with self.store.transaction() as tx:
+            await self.store.audit.record(
+                tx, actor.key, "set", target.key, f"{amount} {reason or ''}".strip(), True
+            )
+            account = await self._account_of(tx, target)
+            await self.store.ledger.set_balance(
+                tx,
+                self._transfer_id("set", actor, request_id),
+                account.id,
+                amount,
+                actor=actor.key,
+                reason=reason or "set by admin",
+            )
+            return (await self.store.ledger.balance(tx, account.id)).available
+
+    async def show(self, actor: UserRef, target: UserRef) -> AccountReport:
+        await self._authorize(actor, "show", target.key)
+        async with self.store.transaction() as tx:
+            await self.store.audit.record(tx, actor.key, "show", target.key, None, True)
+            account = await self.store.ledger.find_account(tx, target.platform, target.user_id)
+            if account is None:
+                raise UnknownUser()
+            rows = await self.store.ledger.history(tx, account.id, 10)
+        return AccountReport(
+            target.key,
+            account.balance,
+            account.pending,
+            [HistoryEntry.of(account.id, t) for t in rows],
+        )
+
+    async def jobs(self, actor: UserRef, limit: int = 10) -> list[JobSummary]:
+        await self._authorize(actor, "jobs", None)
+        async with self.store.transaction() as tx:
+            await self.store.audit.record(tx, actor.key, "jobs", None, None, True)
+            summaries = []
+            for job in await self.store.jobs.recent(tx, limit):
+                account = await self.store.ledger.get_account(tx, job.account_id)
+                summaries.append(
+                    JobSummary(
+                        job.id,
+                        account.name,
+                        job.state,
+                        job.kind,
+                        job.cost,
+                        job.estimate,
+                        job.created_at,
+                        job.error,
+                    )
+                )
+        return summaries
+
+    async def resume(self, actor: UserRef) -> bool:
+        await self._authorize(actor, "resume", None)
+        async with self.store.transaction() as tx:
+            await self.store.audit.record(tx, actor.key, "resume", None, None, True)
+            return await self.store.flags.delete(tx, PAUSE_FLAG)
