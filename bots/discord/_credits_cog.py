@@ -37,6 +37,11 @@ async def _reply(interaction: discord.Interaction, text: str) -> None:
     )
 
 
+def _request_id(interaction: discord.Interaction) -> str:
+    # One interaction is one admin action, however often Discord re-sends it.
+    return f"interaction:{interaction.id}"
+
+
 class CreditsCog(commands.Cog):
     credits = app_commands.Group(
         name="credits",
@@ -58,7 +63,7 @@ class CreditsCog(commands.Cog):
     ) -> None:
         app = app_of(interaction)
         balance = await app.admin_topup(
-            interaction_user(interaction), user_ref(user), amount, reason
+            interaction_user(interaction), user_ref(user), amount, reason, _request_id(interaction)
         )
         text = app.text.t(
             "admin.topup_done",
@@ -79,7 +84,9 @@ class CreditsCog(commands.Cog):
         reason: str | None = None,
     ) -> None:
         app = app_of(interaction)
-        balance = await app.admin_set(interaction_user(interaction), user_ref(user), amount, reason)
+        balance = await app.admin_set(
+            interaction_user(interaction), user_ref(user), amount, reason, _request_id(interaction)
+        )
         text = app.text.t(
             "admin.set_done", await _locale(app, interaction), user=user.mention, balance=balance
         )
@@ -96,7 +103,7 @@ class CreditsCog(commands.Cog):
     ) -> None:
         app = app_of(interaction)
         balance = await app.admin_deduct(
-            interaction_user(interaction), user_ref(user), amount, reason
+            interaction_user(interaction), user_ref(user), amount, reason, _request_id(interaction)
         )
         text = app.text.t(
             "admin.deduct_done",

@@ -70,7 +70,7 @@ class AdminHandlers(TurnBase):
             turn,
             context,
             "/topup <user> <amount> [reason]",
-            lambda t, a, r: self.app.admin_topup(turn.user, t, a, r),
+            lambda t, a, r: self.app.admin_topup(turn.user, t, a, r, turn.request_id),
             "admin.topup_done",
         )
 
@@ -80,7 +80,7 @@ class AdminHandlers(TurnBase):
             turn,
             context,
             "/setcredits <user> <amount> [reason]",
-            lambda t, a, r: self.app.admin_set(turn.user, t, a, r),
+            lambda t, a, r: self.app.admin_set(turn.user, t, a, r, turn.request_id),
             "admin.set_done",
         )
 
@@ -90,7 +90,7 @@ class AdminHandlers(TurnBase):
             turn,
             context,
             "/deduct <user> <amount> <reason>",
-            lambda t, a, r: self.app.admin_deduct(turn.user, t, a, r),
+            lambda t, a, r: self.app.admin_deduct(turn.user, t, a, r, turn.request_id),
             "admin.deduct_done",
         )
 

@@ -44,6 +44,12 @@ class Turn:
         return self.update.effective_message
 
     @property
+    def request_id(self) -> str:
+        """Telegram re-delivers an update it thinks was lost: keyed by its id, a
+        repeated admin command moves no credits twice."""
+        return f"update:{self.update.update_id}"
+
+    @property
     def chat_id(self) -> int:
         chat = self.update.effective_chat
         assert chat is not None
