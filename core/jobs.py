@@ -65,6 +65,11 @@ class JobLimits:
     per_minute: int = 10
 
 
+@dataclass(slots=True)
+class _Call:
+    started: bool = False
+
+
 class Frontends:
     """Registered chat frontends by platform, and the admin alert fan-out."""
 
@@ -126,16 +131,20 @@ class JobService:
         self.live.add(job_id)
         try:
             await self._reserve(job_id, user, account_id, request, chat, q)
+            calling = _Call()
             try:
                 async with self.gate.slot(user.key, self._queued(on_progress)):
-                    result = await self._call_vendor(job_id, request, on_progress)
+                    result = await self._call_vendor(job_id, request, on_progress, calling)
             except VendorError as err:
                 await self.fail(job_id, err, loss=q.hold if err.maybe_billed else 0)
                 await self._after_vendor_error(err)
                 raise
+            except ImagineError as err:  # refused by the adapter before anything was sent
+                await self.fail(job_id, err)
+                raise
             except BaseException as err:
-                # Cancelled or crashed mid-call: the vendor may have billed.
-                await asyncio.shield(self.fail(job_id, err, loss=q.hold))
+                # Cancelled or crashed: once the call started, the vendor may have billed.
+                await asyncio.shield(self.fail(job_id, err, loss=q.hold if calling.started else 0))
                 raise
             await self._vendor_succeeded()
             return await self.deliver(job_id, user, chat, locale, request, q, result)
@@ -216,7 +225,11 @@ class JobService:
         await self.store.flags.set(tx, PAUSE_FLAG, json.dumps(pause))
 
     async def _call_vendor(
-        self, job_id: str, request: ImageRequest, on_progress: ProgressCallback | None
+        self,
+        job_id: str,
+        request: ImageRequest,
+        on_progress: ProgressCallback | None,
+        calling: _Call,
     ) -> ImageResult:
         async with self.store.transaction() as tx:
             await self.store.jobs.transition(
@@ -231,6 +244,7 @@ class JobService:
                     tx, job_id, (JobState.SUBMITTING,), JobState.POLLING, vendor_ref=vendor_ref
                 )
 
+        calling.started = True
         return await self.vendor.run(request, on_progress=on_progress, on_submitted=submitted)
 
     # --- steps shared with the sweeper -----------------------------------------

@@ -166,3 +166,29 @@ async def test_saved_defaults_and_locale(app: Imagine) -> None:
     )
     zh_user = UserRef("test", "li", locale="zh-hans")
     assert (await app.profile(zh_user)).locale == "zh"
+
+
+async def test_cancelled_jobs_book_a_loss_only_once_sent(make_app: Any) -> None:
+    async with make_app(VENDOR_CONCURRENCY=1, MOCK_LATENCY=5) as app:
+        app.add_frontend(RecordingFrontend())
+        await fund(app, ALICE, 10)
+        positions: list[int | None] = []
+
+        async def progress(p: Progress) -> None:
+            positions.append(p.queue_position)
+
+        sending = asyncio.create_task(app.run_job(ALICE, request(app), CHAT))
+        await asyncio.sleep(0.2)
+        queued = asyncio.create_task(app.run_job(ALICE, request(app), CHAT, progress))
+        await asyncio.sleep(0.2)
+        assert positions == [1]
+        queued.cancel()
+        sending.cancel()
+        await asyncio.gather(sending, queued, return_exceptions=True)
+        async with app.store.read() as tx:
+            totals = await app.store.ledger.totals(tx)
+            states = {j.state for j in await app.store.jobs.recent(tx)}
+        assert states == {"FAILED"}
+        assert totals["system:vendor_loss"] == -2  # only the one that reached the vendor
+        assert await app.balance(ALICE) == 10
+        await assert_books_balance(app)

@@ -171,3 +171,28 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+async def test_adapter_refusal_before_sending_books_no_loss(
+    tmp_path: Path, make_app: Callable[..., AbstractAsyncContextManager[Imagine]]
+) -> None:
+    from core.errors import Unsupported
+    from tests.fakes.images import png_bytes
+    from tests.fakes.vendor_tasks import FakeTaskVendor
+
+    async with (
+        FakeTaskVendor(key="sk-test") as fake,
+        make_app(
+            VENDOR="aigptimage", VENDOR_BASE_URL=fake.base_url, VENDOR_API_KEY="sk-test"
+        ) as app,
+    ):
+        app.add_frontend(RecordingFrontend())
+        await fund(app, ALICE, 100)
+        sources = await app.load_images([(png_bytes(64, 64), None)])  # no public URL
+        req = app.build_request("edit it", (await app.profile(ALICE)).defaults, sources)
+        with pytest.raises(Unsupported):
+            await app.run_job(ALICE, req, CHAT)
+        assert fake.requests == []
+        assert (await _totals(app))["system:vendor_loss"] == 0
+        assert await app.balance(ALICE) == 100
+        await assert_books_balance(app)
