@@ -2,7 +2,12 @@
 with SIGKILL at a chosen step, or it restarts on the same files, sweeps, and
 reports the books as JSON on stdout.
 
-    python -m tests.core.crash_worker queue|deliver|recover WORKDIR VENDOR_BASE_URL
+    python -m tests.core.crash_worker MODE WORKDIR VENDOR_BASE_URL [SOURCE_URL]
+
+MODE is queue, deliver, poll or recover.
+
+``poll`` (and ``recover`` after it) speak the async-task vendor (seed 000); the
+others speak aiearth (seed 004).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+
+import httpx
 
 from core.bootstrap import build_app
 from core.ports import ChatRef, Delivery, UserRef
@@ -43,10 +50,15 @@ class Frontend:
         return None
 
 
-async def main(mode: str, workdir: Path, vendor_url: str) -> None:
+async def main(mode: str, workdir: Path, vendor_url: str, source_url: str | None) -> None:
+    tasks = (workdir / "tasks").exists() or mode == "poll"
+    if tasks:
+        (workdir / "tasks").touch()
+        (workdir / "fast.toml").write_text("poll_initial = 0.05\npoll_max = 0.1\n")
     settings = load_settings(
         {
-            "VENDOR": "aiearth",
+            "VENDOR": "aigptimage" if tasks else "aiearth",
+            "VENDOR_CONFIG": str(workdir / "fast.toml") if tasks else "",
             "VENDOR_BASE_URL": vendor_url,
             "VENDOR_API_KEY": "sk-test",
             "DATABASE_URL": f"sqlite:///{workdir}/db.sqlite3",
@@ -62,7 +74,10 @@ async def main(mode: str, workdir: Path, vendor_url: str) -> None:
         app.add_frontend(frontend)
         if mode == "recover":
             report = await app.sweep()
-            await asyncio.sleep(0.5)  # resumed work, if any, settles
+            for _ in range(200):  # resumed polling, if any, settles
+                if not app.jobs.live:
+                    break
+                await asyncio.sleep(0.05)
             account_id = (await app.profile(USER)).account_id
             async with app.store.read() as tx:
                 jobs = await app.store.jobs.recent(tx, 100)
@@ -84,10 +99,16 @@ async def main(mode: str, workdir: Path, vendor_url: str) -> None:
         await fund(app, USER, 1000)
 
         async def mark_queued(progress: Progress) -> None:
-            if progress.stage == "queued":
-                (workdir / "queued").write_text("1")
+            if progress.stage in ("queued", "polling"):
+                (workdir / progress.stage).write_text("1")
 
-        jobs = [asyncio.create_task(app.run_job(USER, request(app), ChatRef("test"), mark_queued))]
+        if source_url:
+            profile = await app.profile(USER)
+            sources = await app.load_images([(await _fetch(source_url), source_url)])
+            req = app.build_request("studio light", profile.defaults, sources)
+        else:
+            req = request(app)
+        jobs = [asyncio.create_task(app.run_job(USER, req, ChatRef("test"), mark_queued))]
         if mode == "queue":
             await asyncio.sleep(0.2)
             jobs.append(
@@ -96,5 +117,11 @@ async def main(mode: str, workdir: Path, vendor_url: str) -> None:
         await asyncio.gather(*jobs)
 
 
+async def _fetch(url: str) -> bytes:
+    async with httpx.AsyncClient() as client:
+        return (await client.get(url)).content
+
+
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], Path(sys.argv[2]), sys.argv[3]))
+    source = sys.argv[4] if len(sys.argv) > 4 else None
+    asyncio.run(main(sys.argv[1], Path(sys.argv[2]), sys.argv[3], source))

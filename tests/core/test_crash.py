@@ -11,13 +11,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.fakes.images import png_bytes
 from tests.fakes.vendor_base import Fault
 from tests.fakes.vendor_openai import FakeOpenAIVendor
+from tests.fakes.vendor_tasks import FakeTaskVendor
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def _spawn(mode: str, workdir: Path, url: str) -> asyncio.subprocess.Process:
+async def _spawn(mode: str, workdir: Path, url: str, *extra: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -25,6 +27,7 @@ async def _spawn(mode: str, workdir: Path, url: str) -> asyncio.subprocess.Proce
         mode,
         str(workdir),
         url,
+        *extra,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -92,3 +95,20 @@ async def test_kill_between_vendor_success_and_settle(tmp_path: Path) -> None:
         assert result["totals"]["system:vendor_loss"] == 0
         again = await _recover(tmp_path, vendor.base_url)
         assert again["balance"] == result["balance"] and again["delivered"] == []
+
+
+async def test_kill_while_polling_an_async_task_resumes_it(tmp_path: Path) -> None:
+    async with FakeTaskVendor(key="sk-test") as vendor:
+        vendor.task_polls_to_finish = 10_000  # the task runs until we let it finish
+        source = vendor.publish(png_bytes(320, 240))
+        proc = await _spawn("poll", tmp_path, vendor.base_url, source)
+        await _wait_for(tmp_path / "polling", proc)
+        await _kill(proc)
+        assert vendor.billed == []
+        vendor.task_polls_to_finish = 0  # the vendor finishes it while the bot is down
+        result = await _recover(tmp_path, vendor.base_url)
+        assert result["invariants"] == []
+        assert result["states"] == ["SUCCEEDED"] and len(result["delivered"]) == 1
+        assert len(vendor.billed) == 1
+        assert result["pending"] == 0 and result["balance"] < 1000
+        assert result["totals"]["system:revenue"] == 1000 - result["balance"]
