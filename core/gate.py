@@ -2,8 +2,9 @@
 
 Vendors answer 409 past their own concurrency, so the bot never sends more than
 ``capacity`` calls at once. When a slot frees it goes to the waiter whose user has
-the fewest calls running (oldest first among equals), so one user's batch cannot
-starve everyone else. Waiters learn their position as it changes.
+the fewest calls running, then to the user served longest ago (round robin), then
+to the oldest waiter, so one user's batch cannot starve everyone else. Waiters
+learn their position as it changes.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class FairGate:
         self._running: Counter[str] = Counter()
         self._in_use = 0
         self._waiters: list[_Waiter] = []
+        # When each user with calls running or waiting was last granted a slot.
+        self._granted_at: dict[str, int] = {}
+        self._grants = 0
 
     @property
     def in_use(self) -> int:
@@ -43,8 +47,17 @@ class FairGate:
         return len(self._waiters)
 
     def _order(self) -> list[_Waiter]:
-        # Stable sort: fewest running first, arrival order among equals.
-        return sorted(self._waiters, key=lambda w: self._running[w.user])
+        # Stable sort keeps arrival order among equals.
+        return sorted(
+            self._waiters,
+            key=lambda w: (self._running[w.user], self._granted_at.get(w.user, -1)),
+        )
+
+    def _grant(self, user: str) -> None:
+        self._in_use += 1
+        self._running[user] += 1
+        self._grants += 1
+        self._granted_at[user] = self._grants
 
     def _announce(self) -> None:
         for pos, waiter in enumerate(self._order(), start=1):
@@ -58,8 +71,7 @@ class FairGate:
         while self._in_use < self.capacity and self._waiters:
             nxt = self._order()[0]
             self._waiters.remove(nxt)
-            self._in_use += 1
-            self._running[nxt.user] += 1
+            self._grant(nxt.user)
             nxt.future.set_result(None)
         self._announce()
 
@@ -68,8 +80,7 @@ class FairGate:
         self, user: str, on_position: PositionCallback | None = None
     ) -> AsyncIterator[None]:
         if self._in_use < self.capacity and not self._waiters:
-            self._in_use += 1
-            self._running[user] += 1
+            self._grant(user)
         else:
             waiter = _Waiter(user, asyncio.get_running_loop().create_future(), on_position)
             self._waiters.append(waiter)
@@ -93,4 +104,6 @@ class FairGate:
         self._running[user] -= 1
         if self._running[user] <= 0:
             del self._running[user]
+            if not any(w.user == user for w in self._waiters):
+                self._granted_at.pop(user, None)  # keeps the map as small as the queue
         self._wake()
