@@ -25,7 +25,7 @@ from core.messages import Messages
 from core.options import Defaults
 from core.ports import ChatRef, UserRef
 from core.settings import Settings, load_settings
-from core.types import Quality, Resolution, SourceImage
+from core.types import Background, OutputFormat, Quality, Resolution, SourceImage
 
 log = logging.getLogger("imagine-bot")
 
@@ -52,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--resolution", default=None, choices=[r.value for r in Resolution])
         sp.add_argument("--quality", default=None, choices=[q.value for q in Quality])
         sp.add_argument("--n", type=int, default=None, help="number of images")
+        sp.add_argument("--background", default=None, choices=[b.value for b in Background])
+        sp.add_argument(
+            "--format",
+            dest="output_format",
+            default=None,
+            choices=[f.value for f in OutputFormat],
+            help="output file format",
+        )
         sp.add_argument("--out", type=Path, default=None, help="folder for the results")
         sp.add_argument(
             "--user",
@@ -132,7 +140,15 @@ async def _job(app: Imagine, args: argparse.Namespace) -> int:
         sources = await app.load_images([await _read_image(ref) for ref in args.image])
         if args.mask:
             (mask,) = await app.load_images([await _read_image(args.mask)])
-    request = app.build_request(args.prompt, defaults, sources, mask, user=user)
+    request = app.build_request(
+        args.prompt,
+        defaults,
+        sources,
+        mask,
+        user=user,
+        background=Background(args.background) if args.background else None,
+        output_format=OutputFormat(args.output_format) if args.output_format else None,
+    )
     out = FolderFrontend("cli", args.out or app.settings.output_dir)
     app.add_frontend(out)
     await app.run_job(user, request, ChatRef("cli"))

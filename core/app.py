@@ -22,7 +22,14 @@ from core.ports import ChatRef, Frontend, UserRef
 from core.pricing import quote
 from core.settings import Settings
 from core.sweeper import Sweeper, SweepReport
-from core.types import ImageRequest, Quality, Resolution, SourceImage
+from core.types import (
+    Background,
+    ImageRequest,
+    OutputFormat,
+    Quality,
+    Resolution,
+    SourceImage,
+)
 from core.vendors.base import ProgressCallback
 from core.vendors.preset import Preset
 from storage.files import FileStore
@@ -184,6 +191,8 @@ class Imagine:
         sources: tuple[SourceImage, ...] = (),
         mask: SourceImage | None = None,
         user: UserRef | None = None,
+        background: Background | None = None,
+        output_format: OutputFormat | None = None,
     ) -> ImageRequest:
         request = ImageRequest(
             prompt=prompt,
@@ -193,6 +202,8 @@ class Imagine:
             n=defaults.n,
             sources=sources,
             mask=mask,
+            background=background,
+            output_format=output_format,
             user_tag=user.key if user else None,
         )
         quote(self.preset, request)  # raises Unsupported before anything else happens
@@ -205,6 +216,9 @@ class Imagine:
         sources: tuple[SourceImage, ...] = (),
         mask: SourceImage | None = None,
         user: UserRef | None = None,
+        *,
+        background: Background | None = None,
+        output_format: OutputFormat | None = None,
     ) -> ImageRequest:
         prompt = prompt.strip()
         if not prompt:
@@ -216,7 +230,7 @@ class Imagine:
                 length=len(prompt),
                 limit=self.preset.max_prompt_chars,
             )
-        return self._request(prompt, defaults, sources, mask, user)
+        return self._request(prompt, defaults, sources, mask, user, background, output_format)
 
     async def quote(self, user: UserRef, request: ImageRequest) -> PriceInfo:
         price = quote(self.preset, request).hold

@@ -12,7 +12,7 @@ import uuid
 from PIL import Image, ImageDraw
 
 from core.errors import CannotResume
-from core.types import GeneratedImage, ImageRequest, ImageResult, Partial, Progress
+from core.types import Background, GeneratedImage, ImageRequest, ImageResult, Partial, Progress
 from core.vendors.base import ProgressCallback, SubmittedCallback
 from core.vendors.preset import Preset
 from core.vendors.sizing import check_request
@@ -34,9 +34,17 @@ def _render(request: ImageRequest, width: int, height: int, index: int) -> Gener
     draw.multiline_text(
         (width // 20, height // 2), label, fill=(255, 255, 255), font_size=max(12, width // 32)
     )
+    fmt = request.output_format.value if request.output_format else "png"
+    out: Image.Image = img
+    if request.background == Background.TRANSPARENT and fmt != "jpeg":
+        out = img.convert("RGBA")
+        out.putalpha(Image.new("L", img.size, 160))
     buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1)
-    return GeneratedImage(buf.getvalue(), "png", width, height)
+    if fmt == "png":
+        out.save(buf, format="PNG", compress_level=1)
+    else:
+        out.save(buf, format=fmt.upper(), quality=90)
+    return GeneratedImage(buf.getvalue(), fmt, width, height)
 
 
 class MockVendor:

@@ -64,13 +64,16 @@ def openai_style(request: pytest.FixtureRequest) -> Iterator[FakeOpenAIVendor]:
 
 
 def test_openai_style_generate_and_edit(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
     openai_style: FakeOpenAIVendor,
 ) -> None:
     _vendor(monkeypatch, openai_style.flavor, openai_style)
     aspect = "16:9" if openai_style.flavor == "compat-sizes" else "3:2"
-    code, paths, err = _run(capsys, "imagine", "a red fox", "--aspect", aspect, "--n", "2",
-                            "--user", "telegram:42")
+    code, paths, err = _run(
+        capsys, "imagine", "a red fox", "--aspect", aspect, "--n", "2", "--user", "telegram:42"
+    )
     assert code == 0, err
     _assert_saved(paths, 2)
     generation = openai_style.requests[-1]
@@ -103,8 +106,17 @@ def test_envelope_vendor_edits_and_reports_code_errors(
 ) -> None:
     with threaded(FakeEnvelopeVendor(key="sk-test")) as fake:
         _vendor(monkeypatch, "gptimageapi", fake)
-        code, paths, err = _run(capsys, "edit", "studio light", "--image", "source.png",
-                                "--aspect", "4:3", "--quality", "high")
+        code, paths, err = _run(
+            capsys,
+            "edit",
+            "studio light",
+            "--image",
+            "source.png",
+            "--aspect",
+            "4:3",
+            "--quality",
+            "high",
+        )
         assert code == 0, err
         _assert_saved(paths, 1)
         body = fake.requests[-1].json
@@ -122,8 +134,9 @@ def test_task_vendor_edits_from_public_urls(
     with threaded(FakeTaskVendor(key="sk-test")) as fake:
         _vendor(monkeypatch, "aigptimage", fake)
         url = fake.publish(png_bytes(640, 480))
-        code, paths, err = _run(capsys, "edit", "premium ad", "--image", url,
-                                "--aspect", "16:9", "--resolution", "2K")
+        code, paths, err = _run(
+            capsys, "edit", "premium ad", "--image", url, "--aspect", "16:9", "--resolution", "2K"
+        )
         assert code == 0, err
         _assert_saved(paths, 1)
         create = next(r for r in fake.requests if r.path.endswith("createTask"))
@@ -152,8 +165,9 @@ def test_mock_vendor_needs_nothing(
     _assert_saved(paths, 1)
 
 
-def test_credits_commands(workdir: Path, capsys: pytest.CaptureFixture[str],
-                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credits_commands(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WELCOME_CREDITS", "0")
     code, out, _ = _run(capsys, "credits", "topup", "telegram:7", "30", "launch gift")
     assert code == 0 and "30" in out[0]
@@ -163,8 +177,9 @@ def test_credits_commands(workdir: Path, capsys: pytest.CaptureFixture[str],
     assert "balance 12" in out[0] and any("launch gift" in line for line in out)
     monkeypatch.setenv("MOCK_LATENCY", "0")
     monkeypatch.delenv("VENDOR_CONFIG")
-    code, _, err = _run(capsys, "imagine", "x", "--quality", "high", "--n", "4",
-                        "--user", "telegram:7")
+    code, _, err = _run(
+        capsys, "imagine", "x", "--quality", "high", "--n", "4", "--user", "telegram:7"
+    )
     assert code == 1 and "16" in err and "12" in err
 
 
@@ -181,8 +196,11 @@ def test_credits_commands(workdir: Path, capsys: pytest.CaptureFixture[str],
     ],
 )
 def test_bad_settings_stop_with_one_sentence(
-    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-    env: dict[str, str], needle: str,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    needle: str,
 ) -> None:
     monkeypatch.delenv("VENDOR_CONFIG")
     for key, value in env.items():
@@ -190,3 +208,22 @@ def test_bad_settings_stop_with_one_sentence(
     code, _, err = _run(capsys, "doctor")
     assert code == 2
     assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_format_and_background_reach_the_result(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VENDOR_CONFIG")
+    monkeypatch.setenv("MOCK_LATENCY", "0")
+    code, paths, _ = _run(
+        capsys, "imagine", "a glass", "--format", "webp", "--background", "transparent"
+    )
+    assert code == 0 and paths[0].endswith(".webp")
+    with threaded(FakeOpenAIVendor("aiearth", key="sk-test")) as fake:
+        _vendor(monkeypatch, "aiearth", fake)
+        code, paths, err = _run(
+            capsys, "imagine", "a glass", "--format", "png", "--background", "transparent"
+        )
+        assert code == 0, err
+        body = fake.requests[-1].json
+        assert body["background"] == "transparent" and body["output_format"] == "png"
