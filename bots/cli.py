@@ -171,13 +171,14 @@ async def _credits(app: Imagine, args: argparse.Namespace) -> int:
         print(text.t("admin.deduct_done", amount=args.amount, user=target.key, balance=balance))
     else:
         report = await app.admin_show(actor, target)
-        print(
-            text.t(
-                "admin.show", user=report.user_key, balance=report.balance, pending=report.pending
-            )
-        )
         if args.action == "history":
-            print(text.history(None, report.history))
+            print(text.account_report(None, report, target.key))
+        else:
+            print(
+                text.t(
+                    "admin.show", user=target.key, balance=report.balance, pending=report.pending
+                )
+            )
     return 0
 
 

@@ -16,7 +16,8 @@ from core.locales import en, zh
 from core.types import Progress
 
 if TYPE_CHECKING:
-    from core.app import Defaults, HistoryEntry, PriceInfo
+    from core.admin import AccountReport, HistoryEntry, JobSummary
+    from core.app import Defaults, PriceInfo
     from core.types import ImageRequest
     from core.vendors.preset import Preset
 
@@ -147,6 +148,32 @@ class Messages:
                 note = f"{note} · {e.note}"
             when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.when))
             lines.append(self.t("history.line", locale, when=when, amount=e.amount, note=note))
+        return "\n".join(lines)
+
+    def account_report(self, locale: str | None, report: AccountReport, user: str) -> str:
+        head = self.t(
+            "admin.show", locale, user=user, balance=report.balance, pending=report.pending
+        )
+        return f"{head}\n\n{self.history(locale, report.history)}"
+
+    def jobs(self, locale: str | None, summaries: Sequence[JobSummary]) -> str:
+        if not summaries:
+            return self.t("admin.jobs_empty", locale)
+        lines = [self.t("admin.jobs_header", locale)]
+        for job in summaries:
+            when = time.strftime("%m-%d %H:%M", time.gmtime(job.created_at))
+            line = self.t(
+                "admin.job_line",
+                locale,
+                job=job.job_id[:8],
+                user=job.user_key,
+                state=job.state,
+                kind=job.kind,
+                cost="-" if job.cost is None else job.cost,
+                estimate=job.estimate,
+                error=job.error or "",
+            )
+            lines.append(f"{when} {line}".rstrip())
         return "\n".join(lines)
 
     def help(

@@ -161,23 +161,7 @@ class ConsoleChat:
         )
 
     async def jobs(self, _: str, locale: str) -> None:
-        rows = await self.app.admin_jobs(self.user)
-        if not rows:
-            self.emit(self.app.text.t("admin.jobs_empty", locale))
-        for j in rows:
-            self.emit(
-                self.app.text.t(
-                    "admin.job_line",
-                    locale,
-                    job=j.job_id[:8],
-                    user=j.user_key,
-                    state=j.state,
-                    kind=j.kind,
-                    cost=j.cost or 0,
-                    estimate=j.estimate,
-                    error=j.error or "",
-                )
-            )
+        self.emit(self.app.text.jobs(locale, await self.app.admin_jobs(self.user)))
 
     async def resume(self, _: str, locale: str) -> None:
         cleared = await self.app.admin_resume(self.user)

@@ -7,7 +7,6 @@ every call against ``ADMIN_USER_IDS`` (``NotAdmin``, audited). Answers are ephem
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import discord
@@ -120,39 +119,13 @@ class CreditsCog(commands.Cog):
         app = app_of(interaction)
         report = await app.admin_show(interaction_user(interaction), user_ref(user))
         locale = await _locale(app, interaction)
-        head = app.text.t(
-            "admin.show",
-            locale,
-            user=user.mention,
-            balance=report.balance,
-            pending=report.pending,
-        )
-        await _reply(interaction, f"{head}\n{app.text.history(locale, report.history)}")
+        await _reply(interaction, app.text.account_report(locale, report, user.mention))
 
     @credits.command(name="jobs", description="Recent image jobs")
     async def jobs(self, interaction: discord.Interaction) -> None:
         app = app_of(interaction)
         summaries = await app.admin_jobs(interaction_user(interaction))
-        locale = await _locale(app, interaction)
-        if not summaries:
-            await _reply(interaction, app.text.t("admin.jobs_empty", locale))
-            return
-        lines = [app.text.t("admin.jobs_header", locale)]
-        for job in summaries:
-            when = time.strftime("%m-%d %H:%M", time.gmtime(job.created_at))
-            line = app.text.t(
-                "admin.job_line",
-                locale,
-                job=job.job_id[:8],
-                user=job.user_key,
-                state=job.state,
-                kind=job.kind,
-                cost="-" if job.cost is None else job.cost,
-                estimate=job.estimate,
-                error=job.error or "",
-            )
-            lines.append(f"{when} {line}".rstrip())
-        await _reply(interaction, "\n".join(lines))
+        await _reply(interaction, app.text.jobs(await _locale(app, interaction), summaries))
 
     @credits.command(name="resume", description="Accept jobs again after a vendor 402 pause")
     async def resume(self, interaction: discord.Interaction) -> None:

@@ -104,37 +104,12 @@ class AdminHandlers(TurnBase):
             )
             return
         report = await self.app.admin_show(turn.user, target)
-        head = self.app.text.t(
-            "admin.show",
-            turn.locale,
-            user=_display(target),
-            balance=report.balance,
-            pending=report.pending,
-        )
-        await self.say(turn, f"{head}\n\n{self.app.text.history(turn.locale, report.history)}")
+        await self.say(turn, self.app.text.account_report(turn.locale, report, _display(target)))
 
     @turn
     async def jobs(self, turn: Turn, context: Context) -> None:
         jobs = await self.app.admin_jobs(turn.user, limit=10)
-        if not jobs:
-            await self.say(turn, self.app.text.t("admin.jobs_empty", turn.locale))
-            return
-        lines = [self.app.text.t("admin.jobs_header", turn.locale)]
-        for job in jobs:
-            lines.append(
-                self.app.text.t(
-                    "admin.job_line",
-                    turn.locale,
-                    job=job.job_id[:8],
-                    user=job.user_key,
-                    state=job.state,
-                    kind=job.kind,
-                    cost="-" if job.cost is None else job.cost,
-                    estimate=job.estimate,
-                    error=job.error or "",
-                ).rstrip()
-            )
-        await self.say(turn, "\n".join(lines))
+        await self.say(turn, self.app.text.jobs(turn.locale, jobs))
 
     @turn
     async def resume(self, turn: Turn, context: Context) -> None:
