@@ -36,11 +36,9 @@ import email.utils
 import json
 import logging
 import re
-import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import cache
 from typing import Any
 
 import httpx
@@ -53,6 +51,7 @@ from core.errors import (
     VendorRejected,
     VendorUnavailable,
 )
+from core.http_pool import ShardedTransport
 from core.types import SourceImage
 from core.vendors.preset import Preset
 
@@ -102,16 +101,6 @@ _BACKOFF_BASE = 0.5
 # --- clients ------------------------------------------------------------------------
 
 
-@cache
-def _ssl_context() -> ssl.SSLContext:
-    """One verifying TLS context shared by every client (building one costs ~0.1 s)."""
-    try:
-        import certifi
-    except ImportError:  # pragma: no cover - httpx depends on certifi
-        return ssl.create_default_context()
-    return ssl.create_default_context(cafile=certifi.where())
-
-
 def build_client(preset: Preset, *, api_key: str, max_connections: int = 100) -> httpx.AsyncClient:
     """The authenticated client for one vendor; relative URLs join ``preset.base_url``."""
     return httpx.AsyncClient(
@@ -123,11 +112,8 @@ def build_client(preset: Preset, *, api_key: str, max_connections: int = 100) ->
             write=60.0,
             pool=preset.request_timeout,
         ),
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
+        transport=ShardedTransport(max_connections),
         follow_redirects=False,
-        verify=_ssl_context(),
     )
 
 
@@ -135,12 +121,9 @@ def build_download_client(*, max_connections: int = 100, timeout: float = 60) ->
     """A credential-free client for result URLs (other hosts must never see the key)."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout),
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
+        transport=ShardedTransport(max_connections),
         follow_redirects=True,
         max_redirects=5,
-        verify=_ssl_context(),
     )
 
 
