@@ -151,7 +151,11 @@ async def _job(app: Imagine, args: argparse.Namespace) -> int:
     )
     out = FolderFrontend("cli", args.out or app.settings.output_dir)
     app.add_frontend(out)
-    await app.run_job(user, request, ChatRef("cli"))
+    try:
+        await app.run_job(user, request, ChatRef("cli"))
+    except ImagineError as err:
+        await app.acknowledge(err)  # main() prints it next
+        raise
     return 0
 
 

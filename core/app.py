@@ -127,9 +127,16 @@ class Imagine:
         )
 
     async def profile(self, user: UserRef) -> Profile:
-        async with self.store.transaction() as tx:
-            account = await self._account(tx, user)
-            prefs = Defaults.from_json(await self.store.flags.get(tx, _prefs_key(user)))
+        # Every chat event asks for this: read first, and pay for a durable write only
+        # when the account is new or its username changed.
+        async with self.store.read() as tx:
+            account = await self.store.ledger.find_account(tx, user.platform, user.user_id)
+            raw_prefs = await self.store.flags.get(tx, _prefs_key(user))
+        username = user.username.strip().lstrip("@") if user.username else None
+        if account is None or (username and account.username != username):
+            async with self.store.transaction() as tx:
+                account = await self._account(tx, user)
+        prefs = Defaults.from_json(raw_prefs)
         return Profile(
             account_id=account.id,
             balance=account.available,
@@ -247,6 +254,12 @@ class Imagine:
         return await self.jobs.run(
             user, profile.account_id, request, chat, profile.locale, on_progress
         )
+
+    async def acknowledge(self, err: BaseException) -> None:
+        """The frontend has shown ``err`` to its user: the job's outcome is told."""
+        job_id = getattr(err, "job_id", None)
+        if job_id:
+            await self.jobs.acknowledge(job_id)
 
     async def job_request(self, job_id: str) -> ImageRequest:
         async with self.store.read() as tx:

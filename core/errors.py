@@ -15,6 +15,8 @@ class ImagineError(Exception):
     code: ClassVar[str] = "error"
     # Whether the operator must hear about it (misconfiguration, vendor out of credits).
     alert_admins: ClassVar[bool] = False
+    # The job this error ended, so the frontend that shows it can acknowledge it.
+    job_id: str | None = None
 
     def __init__(self, detail: str = "", **params: object) -> None:
         super().__init__(detail or self.code)

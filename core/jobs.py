@@ -132,19 +132,25 @@ class JobService:
         try:
             await self._reserve(job_id, user, account_id, request, chat, q)
             calling = _Call()
+            # Failures stay unnotified until the frontend that shows them calls
+            # ``acknowledge``; if it never does (a crash), the sweeper tells the user.
             try:
                 async with self.gate.slot(user.key, self._queued(on_progress)):
                     result = await self._call_vendor(job_id, request, on_progress, calling)
             except VendorError as err:
-                await self.fail(job_id, err, loss=q.hold if err.maybe_billed else 0)
+                err.job_id = job_id
+                await self.fail(job_id, err, loss=q.hold if err.maybe_billed else 0, notified=False)
                 await self._after_vendor_error(err)
                 raise
             except ImagineError as err:  # refused by the adapter before anything was sent
-                await self.fail(job_id, err)
+                err.job_id = job_id
+                await self.fail(job_id, err, notified=False)
                 raise
             except BaseException as err:
                 # Cancelled or crashed: once the call started, the vendor may have billed.
-                await asyncio.shield(self.fail(job_id, err, loss=q.hold if calling.started else 0))
+                await asyncio.shield(
+                    self.fail(job_id, err, loss=q.hold if calling.started else 0, notified=False)
+                )
                 raise
             await self._vendor_succeeded()
             return await self.deliver(job_id, user, chat, locale, request, q, result)
@@ -321,9 +327,16 @@ class JobService:
         except BaseException as err:
             log.warning("delivery of job %s failed: %s", job.id, type(err).__name__)
             # The vendor billed these images; the user never saw them.
-            await asyncio.shield(self.fail(job.id, err, loss=cost, code="delivery_failed"))
-            if isinstance(err, Exception) and not isinstance(err, ImagineError):
-                raise DeliveryFailed(f"{type(err).__name__}: {err}") from err
+            await asyncio.shield(
+                self.fail(job.id, err, loss=cost, code="delivery_failed", notified=False)
+            )
+            if isinstance(err, ImagineError):
+                err.job_id = job.id
+                raise
+            if isinstance(err, Exception):
+                failed = DeliveryFailed(f"{type(err).__name__}: {err}")
+                failed.job_id = job.id
+                raise failed from err
             raise
         await self.settle(job.id, cost)
         return JobReceipt(job.id, cost, balance_after, len(images))
@@ -354,7 +367,7 @@ class JobService:
         *,
         loss: int = 0,
         code: str | None = None,
-        notified: bool = True,
+        notified: bool = False,
     ) -> None:
         """Release the hold and close the job; book ``loss`` credits the vendor may have
         billed to the vendor-loss account. Safe to call twice."""
@@ -420,6 +433,10 @@ class JobService:
             cleared = await self.store.flags.delete(tx, PAUSE_FLAG)
         if cleared:
             await self.frontends.alert_admins(self.text.t("alert.vendor_recovered"))
+
+    async def acknowledge(self, job_id: str) -> None:
+        async with self.store.transaction() as tx:
+            await self.store.jobs.mark_notified(tx, job_id)
 
     async def clear_pause(self) -> bool:
         async with self.store.transaction() as tx:

@@ -37,6 +37,9 @@ from storage.interfaces import TERMINAL_STATES, JobRecord, JobState
 
 log = logging.getLogger(__name__)
 
+# Seconds a frontend has to show a live failure before the sweeper tells the user.
+NOTIFY_GRACE = 60.0
+
 
 @dataclass
 class SweepReport:
@@ -67,6 +70,8 @@ class Sweeper:
         self.default_locale = default_locale
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
+        # Jobs this sweeper ended itself: nobody else will tell their users.
+        self._ended: set[str] = set()
 
     @staticmethod
     def _who(job: JobRecord) -> tuple[UserRef, ChatRef, str | None]:
@@ -137,6 +142,7 @@ class Sweeper:
                 result,
             )
         except ImagineError as err:
+            self._ended.add(job.id)
             await self.jobs.fail(
                 job.id,
                 err,
@@ -193,15 +199,17 @@ class Sweeper:
         for job in pending:
             if job.state != JobState.FAILED or job.id in self.jobs.live:
                 continue
+            # A live failure is told by the frontend that raised it; give it time.
+            ours = job.id in self._ended or job.error == Interrupted.code
+            if not ours and self.clock() - job.updated_at < NOTIFY_GRACE:
+                continue
             frontend = self.jobs.frontends.get(job.platform)
             if frontend is None:
                 continue
             user, chat, locale = self._who(job)
             loc = normalize_locale(locale, self.default_locale)
-            code = job.error or "job_interrupted"
-            text = self.jobs.text.t(code, loc, reason="", limit="", price="", balance="")
-            if "{" in text or code in ("job_interrupted", "error"):
-                text = self.jobs.text.t("job_interrupted", loc)
+            key = "job_interrupted" if job.error == Interrupted.code else "job_failed"
+            text = self.jobs.text.t(key, loc)
             try:
                 await frontend.notify(chat, text)
             except Exception:
@@ -209,6 +217,7 @@ class Sweeper:
                 continue
             async with self.store.transaction() as tx:
                 await self.store.jobs.mark_notified(tx, job.id)
+            self._ended.discard(job.id)
             report.notified += 1
 
     async def _expire_holds(self, report: SweepReport) -> None:

@@ -57,6 +57,7 @@ class ConsoleChat:
             await handler(rest.strip(), locale)
         except ImagineError as err:
             self.emit(self.app.text.error(err, locale))
+            await self.app.acknowledge(err)
 
     def _commands(self) -> dict[str, Callable[[str, str], Awaitable[None]]]:
         return {

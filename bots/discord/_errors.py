@@ -77,6 +77,8 @@ async def report_interaction_error(
         await send_ephemeral(interaction, text)
     except discord.HTTPException as exc:
         log.warning("could not report an error to the user: %s", redact(str(exc)))
+        return  # unacknowledged: the sweeper tells them later
+    await app.acknowledge(error)
 
 
 async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:

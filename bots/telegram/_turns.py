@@ -132,9 +132,9 @@ class TurnBase:
                 redact(str(err)),
                 exc_info=not isinstance(err, TelegramError),
             )
-        if status_id is not None and await self.status.replace(turn.chat_id, status_id, text):
-            return
-        await self.say(turn, text)
+        if not (status_id is not None and await self.status.replace(turn.chat_id, status_id, text)):
+            await self.say(turn, text)
+        await self.app.acknowledge(err)
 
     async def say(
         self, turn: Turn, text: str, markup: InlineKeyboardMarkup | None = None

@@ -34,6 +34,7 @@ MESSAGES: dict[str, str] = {
     "task_timed_out": "The image service took too long; sorry! You were not charged.",
     "cannot_resume": "This job was interrupted; you were not charged.",
     "job_interrupted": "Your image job was interrupted by a restart and could not be finished. You were not charged.",
+    "job_failed": "Your image job could not be finished. You were not charged.",
     "delivery_failed": "I made your image but couldn't post it here. You were not charged.",
     # progress
     "status.queued": "⏳ Queued: position {position}.",

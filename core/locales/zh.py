@@ -33,6 +33,7 @@ MESSAGES: dict[str, str] = {
     "task_timed_out": "图像服务耗时过长,抱歉!未扣除积分。",
     "cannot_resume": "该任务被中断,未扣除积分。",
     "job_interrupted": "你的图片任务因重启被中断,未能完成。未扣除积分。",
+    "job_failed": "你的图片任务未能完成。未扣除积分。",
     "delivery_failed": "图片已生成,但无法在此发送。未扣除积分。",
     "status.queued": "⏳ 排队中:第 {position} 位。",
     "status.started": "🎨 正在生成… {elapsed} 秒",

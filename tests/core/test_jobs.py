@@ -192,3 +192,26 @@ async def test_cancelled_jobs_book_a_loss_only_once_sent(make_app: Any) -> None:
         assert totals["system:vendor_loss"] == -2  # only the one that reached the vendor
         assert await app.balance(ALICE) == 10
         await assert_books_balance(app)
+
+
+async def test_a_failure_nobody_showed_is_told_by_the_sweeper(
+    app: Imagine, frontend: RecordingFrontend
+) -> None:
+    await fund(app, ALICE, 10)
+    frontend.fail = True
+    with pytest.raises(DeliveryFailed) as shown:
+        await app.run_job(ALICE, request(app), CHAT)
+    await app.acknowledge(shown.value)  # this one the frontend showed
+    with pytest.raises(DeliveryFailed):
+        await app.run_job(ALICE, request(app), CHAT)  # this one it never could
+    assert app.sweeper is not None
+    await app.sweep()
+    assert frontend.notices == []  # a live failure gets time to be shown first
+    later = app.sweeper.clock() + 61
+    app.sweeper.clock = lambda: later
+    await app.sweep()
+    assert [text for _, text in frontend.notices] == [
+        "Your image job could not be finished. You were not charged."
+    ]
+    await app.sweep()
+    assert len(frontend.notices) == 1
