@@ -6,8 +6,10 @@ Times N reserve+post pairs (each reserve and each post its own transaction, as
 the job flow does) on a fresh temporary SQLite file with WAL + synchronous=FULL,
 first through ``storage`` (aiosqlite, asyncio lock, repository checks), then the
 very same statements (imported from ``storage.sqlite.ledger``) through a raw
-``sqlite3`` connection with BEGIN IMMEDIATE/COMMIT per operation.  The last line
-printed is ``ratio <ours/raw>``.
+``sqlite3`` connection with BEGIN IMMEDIATE/COMMIT per operation.  Then
+``--concurrency`` coroutines run reserve+post pairs at once through our store (the
+bot's situation under load: group commit lets them share fsyncs).  The last line
+printed is ``ratio <ours/raw>`` (sequential figures).
 """
 
 from __future__ import annotations
@@ -158,6 +160,34 @@ class Raw:
         self.con.close()
 
 
+async def bench_concurrent(directory: Path, pairs: int, concurrency: int) -> tuple[float, int]:
+    """``concurrency`` coroutines doing reserve+post pairs through our store at once.
+
+    Returns (pairs/s, physical COMMITs).
+    """
+    ours = Ours(directory / "concurrent.sqlite3")
+    await ours.setup(pairs)
+    store, ledger, acct = ours.store, ours.store.ledger, ours.account_id
+    commits0 = getattr(getattr(store, "stats", None), "commits", 0)
+    per = [pairs // concurrency + (1 if w < pairs % concurrency else 0) for w in range(concurrency)]
+
+    async def worker(w: int, n: int) -> None:
+        for k in range(n):
+            hold_id = f"w{w}-{k}"
+            async with store.transaction() as tx:
+                await ledger.reserve(tx, hold_id, acct, HOLD, job_id=hold_id)
+            async with store.transaction() as tx:
+                await ledger.post(tx, hold_id, CHARGE)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(w, n) for w, n in enumerate(per)))
+    elapsed = time.perf_counter() - start
+    commits = getattr(getattr(store, "stats", None), "commits", 0) - commits0
+    ours.i = pairs
+    await ours.finish()
+    return pairs / elapsed, commits
+
+
 async def bench(directory: Path, pairs: int, rounds: int) -> tuple[float, float]:
     """Alternate short rounds of ours and raw so disk/CPU noise hits both alike."""
     ours, raw = Ours(directory / "ours.sqlite3"), Raw(directory / "raw.sqlite3")
@@ -183,10 +213,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=2000, help="reserve+post pairs (default 2000)")
     ap.add_argument("--rounds", type=int, default=10, help="alternating rounds (default 10)")
+    ap.add_argument(
+        "--concurrency",
+        type=int,
+        default=100,
+        help="coroutines in the concurrent run (default 100)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as d:
         ours, raw = asyncio.run(bench(Path(d), args.pairs, max(1, args.rounds)))
+        conc, commits = asyncio.run(bench_concurrent(Path(d), args.pairs, max(1, args.concurrency)))
     print(f"pairs: {args.pairs} (each reserve and each post its own transaction)")
+    print(
+        f"ours, {args.concurrency} concurrent: {conc:.0f} pairs/s "
+        f"({2 * args.pairs} transactions in {commits} commits)"
+    )
     print(f"ours: {ours:.0f} pairs/s")
     print(f"raw sqlite3: {raw:.0f} pairs/s")
     print(f"ratio {ours / raw:.2f}")
