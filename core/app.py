@@ -249,8 +249,11 @@ class Imagine:
         request: ImageRequest,
         chat: ChatRef,
         on_progress: ProgressCallback | None = None,
+        *,
+        profile: Profile | None = None,
     ) -> JobReceipt:
-        profile = await self.profile(user)
+        """``profile``: the one the frontend already fetched for this event, if any."""
+        profile = profile or await self.profile(user)
         return await self.jobs.run(
             user, profile.account_id, request, chat, profile.locale, on_progress
         )

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.errors import ImagineError
+from core.images import read_outputs
 from core.job_params import restore_request
 from core.jobs import JobService
 from core.messages import normalize_locale
@@ -166,11 +167,15 @@ class Sweeper:
                 return False
             return True  # wait for the platform to come back
         result = json.loads(job.result or "{}")
-        from core.images import read_outputs  # local: only the sweeper reads results back
-
-        blobs = [await self.jobs.files.get(key) for key in result.get("files") or []]
-        images: tuple[GeneratedImage, ...] = await read_outputs(blobs)
-        request = await self._request(job)
+        try:
+            blobs = [await self.jobs.files.get(key) for key in result.get("files") or []]
+            images: tuple[GeneratedImage, ...] = await read_outputs(blobs)
+            request = await self._request(job)
+        except (OSError, ImagineError):
+            # The files did not survive (a power cut): nothing to deliver, nothing charged.
+            log.warning("job %s lost its result files; releasing its hold", job.id)
+            await self.jobs.fail(job.id, Interrupted(), loss=cost)
+            return False
         async with self.store.read() as tx:
             balance = await self.store.ledger.balance(tx, job.account_id)
         hold = job.estimate

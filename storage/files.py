@@ -1,8 +1,11 @@
 """Job files on disk: the source images a job was asked with and the results it got,
 so a reroll, a variation or a delivery after a restart has the original bytes.
 
-Writes are atomic (temp file + rename) and fsynced: a result that the job row
-says is on disk must survive a crash."""
+Writes are atomic (temp file + rename), so a reader never sees half a file. They
+are not fsynced: a killed process loses nothing the kernel already has, and after
+a power cut a missing result only means the sweeper cannot deliver it again, so
+it releases the user's hold (see core.sweeper). An fsync per image would cost
+every job a disk flush for that rare case."""
 
 from __future__ import annotations
 
@@ -28,8 +31,6 @@ class FileStore:
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, path)
 
     async def put_many(self, items: list[tuple[str, bytes]]) -> None:

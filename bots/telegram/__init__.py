@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 from telegram import BotCommand
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder
-from telegram.request import HTTPXRequest
 
+from bots.telegram._aiohttp_request import AiohttpRequest
 from bots.telegram._errors import install_log_filter, on_error
 from bots.telegram._frontend import TelegramFrontend
 from bots.telegram._handlers import Handlers
@@ -28,7 +28,6 @@ from bots.telegram._public_files import PublicFiles, split_listen
 from bots.telegram._ratelimit import RetryAfterLimiter
 from core.app import Imagine
 from core.errors import ConfigError
-from core.http_pool import ShardedTransport
 from core.messages import LOCALES
 
 __all__ = ["build_application", "run_telegram"]
@@ -39,8 +38,7 @@ log = logging.getLogger(__name__)
 # wait at once, so this bounds jobs in flight, not CPU work; bench/pipeline.py
 # drives 500 at a time.
 CONCURRENT_UPDATES = 1024
-# Spread over small pools (core.http_pool): one large httpcore pool costs CPU per
-# request in proportion to its size.
+# Connections to the Bot API (aiohttp; see _aiohttp_request for why not httpx).
 CONNECTION_POOL = 512
 # Uploads of big images over slow links.
 WRITE_TIMEOUT = 120.0
@@ -63,17 +61,16 @@ def build_application(app: Imagine) -> TelegramApp:
         .token(settings.telegram_token)
         .concurrent_updates(CONCURRENT_UPDATES)
         .request(
-            HTTPXRequest(
+            AiohttpRequest(
                 connection_pool_size=CONNECTION_POOL,
                 read_timeout=READ_TIMEOUT,
                 write_timeout=WRITE_TIMEOUT,
                 connect_timeout=15.0,
                 pool_timeout=30.0,
                 media_write_timeout=WRITE_TIMEOUT,
-                httpx_kwargs={"transport": ShardedTransport(CONNECTION_POOL)},
             )
         )
-        .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=READ_TIMEOUT))
+        .get_updates_request(AiohttpRequest(connection_pool_size=2, read_timeout=READ_TIMEOUT))
         .rate_limiter(RetryAfterLimiter())
     )
     if settings.telegram_base_url:

@@ -157,7 +157,9 @@ class Handlers(AdminHandlers):
         self, turn: Turn, request: ImageRequest, *, reply_to: int | None, status_id: int | None
     ) -> None:
         async def start(chat: ChatRef, tracker: Callable[[Progress], Awaitable[None]]) -> None:
-            await self.app.run_job(turn.user, request, chat, on_progress=tracker)
+            await self.app.run_job(
+                turn.user, request, chat, on_progress=tracker, profile=turn.profile
+            )
 
         await self._run(turn, start, reply_to=reply_to, status_id=status_id)
 

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 EDIT_INTERVAL = 1.5
 # Vendors without progress events leave the status silent; refresh the elapsed time.
-TICK_INTERVAL = 5.0
+TICK_INTERVAL = 10.0
 
 
 class StatusBoard:

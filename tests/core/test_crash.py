@@ -112,3 +112,18 @@ async def test_kill_while_polling_an_async_task_resumes_it(tmp_path: Path) -> No
         assert len(vendor.billed) == 1
         assert result["pending"] == 0 and result["balance"] < 1000
         assert result["totals"]["system:revenue"] == 1000 - result["balance"]
+
+
+async def test_result_files_lost_with_the_machine_release_the_hold(tmp_path: Path) -> None:
+    async with FakeOpenAIVendor("aiearth") as vendor:
+        proc = await _spawn("deliver", tmp_path, vendor.base_url)
+        await _wait_for(tmp_path / "delivering", proc)
+        await _kill(proc)
+        for result in (tmp_path / "data").rglob("result-*"):
+            result.unlink()  # what a power cut may do to unsynced files
+        result = await _recover(tmp_path, vendor.base_url)
+        assert result["invariants"] == [] and result["pending"] == 0
+        assert result["states"] == ["FAILED"] and result["delivered"] == []
+        assert result["balance"] == 1000  # never charged for what never arrived
+        assert result["totals"]["system:vendor_loss"] < 0  # the vendor's bill, booked
+        assert any("not charged" in n for n in result["notices"])
