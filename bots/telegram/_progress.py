@@ -81,6 +81,8 @@ class StatusTracker:
         self._last_edit = 0.0
         self._last_text = ""
         self._last_progress = Progress(stage="submitted")
+        # The status message starts out saying the job is being worked on.
+        self._shown: tuple[str, int | None] = ("submitted", None)
         self._lock = asyncio.Lock()
 
     async def keep_alive(self) -> None:
@@ -89,15 +91,21 @@ class StatusTracker:
         while True:
             await asyncio.sleep(TICK_INTERVAL)
             if self._last_progress.stage != "partial":
-                await self(self._last_progress)
+                await self(self._last_progress, tick=True)
 
-    async def __call__(self, progress: Progress) -> None:
+    async def __call__(self, progress: Progress, *, tick: bool = False) -> None:
         self._last_progress = progress
+        # Only what the user would notice is worth an edit: a new stage or queue
+        # position, a preview, or the elapsed time on a tick (each edit is an API call).
+        shown = (progress.stage, progress.queue_position)
+        if shown == self._shown and progress.partial is None and not tick:
+            return
         try:
             async with self._lock:
                 if progress.stage == "partial" and progress.partial is not None:
                     await self._preview(progress)
                 await self._edit_text(progress)
+                self._shown = shown
         except TelegramError as err:  # progress is cosmetic; never fail the job for it
             log.debug("status update failed: %s", type(err).__name__)
 
