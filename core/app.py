@@ -104,10 +104,10 @@ class Imagine:
     def add_frontend(self, frontend: Frontend) -> None:
         self.frontends.add(frontend)
 
-    async def sweep(self) -> SweepReport | None:
-        """Finish what a previous run left (see core.sweeper); call after frontends
-        registered so interrupted jobs can be delivered or apologised for."""
-        return await self.sweeper.sweep() if self.sweeper is not None else None
+    async def sweep(self, platform: str | None = None) -> SweepReport | None:
+        """Finish what a previous run left (see core.sweeper). A frontend calls this
+        once it can deliver, for its own ``platform``; a periodic sweep covers all."""
+        return await self.sweeper.sweep(platform) if self.sweeper is not None else None
 
     # --- users ------------------------------------------------------------------
 

@@ -85,21 +85,23 @@ class Sweeper:
     async def _request(self, job: JobRecord) -> ImageRequest:
         return await restore_request(self.jobs.files, job.params)
 
-    async def sweep(self) -> SweepReport:
+    async def sweep(self, platform: str | None = None) -> SweepReport:
+        """``platform``: only that platform's jobs, for a frontend that has just come
+        up (another platform in the same process may not be connected yet)."""
         report = SweepReport()
         async with self.store.read() as tx:
             stuck = await self.store.jobs.in_states(
                 tx, [s for s in JobState if s.value not in TERMINAL_STATES], limit=1000
             )
         for job in stuck:
-            if job.id in self.jobs.live:
+            if job.id in self.jobs.live or (platform and job.platform != platform):
                 continue
             try:
                 await self._recover(job, report)
             except Exception as exc:  # one bad row must not stop the sweep
                 log.exception("sweeping job %s failed", job.id)
                 report.errors.append(f"{job.id}: {type(exc).__name__}")
-        await self._notify_failed(report)
+        await self._notify_failed(report, platform)
         await self._expire_holds(report)
         return report
 
@@ -198,11 +200,13 @@ class Sweeper:
             self.jobs.live.discard(job.id)
         return True
 
-    async def _notify_failed(self, report: SweepReport) -> None:
+    async def _notify_failed(self, report: SweepReport, platform: str | None = None) -> None:
         async with self.store.read() as tx:
             pending = await self.store.jobs.unnotified_terminal(tx, limit=200)
         for job in pending:
             if job.state != JobState.FAILED or job.id in self.jobs.live:
+                continue
+            if platform and job.platform != platform:
                 continue
             # A live failure is told by the frontend that raised it; give it time.
             ours = job.id in self._ended or job.error == Interrupted.code

@@ -178,7 +178,7 @@ class ConsoleChat:
 
 async def run_console(app: Imagine, stop: asyncio.Event) -> None:
     chat = ConsoleChat(app)
-    await app.sweep()
+    await app.sweep("console")
     await chat.start("", await chat.locale())
     loop = asyncio.get_running_loop()
     while not stop.is_set():

@@ -48,6 +48,9 @@ async def run_discord(app: Imagine, stop: asyncio.Event) -> None:
     async with bot:
         await _login(bot, token)
         connection = asyncio.create_task(bot.connect(reconnect=True), name="discord-gateway")
+        # Deliveries go over REST, which works once logged in: finish what a previous
+        # run left for Discord.
+        await app.sweep("discord")
         stopping = asyncio.create_task(stop.wait(), name="discord-stop")
         try:
             await asyncio.wait({connection, stopping}, return_when=asyncio.FIRST_COMPLETED)

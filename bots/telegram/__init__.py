@@ -26,6 +26,7 @@ from bots.telegram._media import AlbumCache
 from bots.telegram._progress import StatusBoard
 from bots.telegram._public_files import PublicFiles, split_listen
 from bots.telegram._ratelimit import RetryAfterLimiter
+from bots.telegram._users import PLATFORM
 from core.app import Imagine
 from core.errors import ConfigError
 from core.messages import LOCALES
@@ -173,6 +174,8 @@ async def run_telegram(app: Imagine, stop: asyncio.Event) -> None:
                     timeout=30,
                 )
                 log.info("telegram long polling as @%s", application.bot.username)
+            # Now results can be posted: finish what a previous run left for Telegram.
+            await app.sweep(PLATFORM)
             await stop.wait()
         finally:
             if application.updater is not None and application.updater.running:
