@@ -317,11 +317,9 @@ class Handlers(AdminHandlers):
         reply_to = message.message_id if message else None
         job_id = press.target
         if press.kind == "r":
-
-            async def start(chat: ChatRef, tracker: Callable[[Progress], Awaitable[None]]) -> None:
-                await self.app.reroll(turn.user, job_id, chat, on_progress=tracker)
-
-            await self._run(turn, start, reply_to=reply_to)
+            request = replace(await self.app.job_request(job_id), user_tag=turn.user.key)
+            request = await self._with_public_urls(request)
+            await self._run_request(turn, request, reply_to=reply_to, status_id=None)
         elif press.kind == "v":
             request = await self.app.variation_request(turn.user, job_id)
             request = await self._with_public_urls(request)
@@ -430,7 +428,9 @@ class Handlers(AdminHandlers):
         if files is None:
             raise InvalidRequest("PUBLIC_BASE_URL is not set", kind="public_url")
         sources = tuple(
-            s if s.public_url else replace(s, public_url=files.add(s.data, s.mime))
+            s
+            if s.public_url and not files.issued(s.public_url)
+            else replace(s, public_url=files.add(s.data, s.mime))
             for s in request.sources
         )
         return replace(request, sources=sources)

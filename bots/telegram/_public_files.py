@@ -55,6 +55,11 @@ class PublicFiles:
         ext = mime.split("/", 1)[-1].replace("jpeg", "jpg")
         return f"{self.base_url}/i/{key}.{ext}"
 
+    def issued(self, url: str) -> bool:
+        """Whether ``url`` is one of our links (it may have expired or died with a
+        previous process, so a stored job's link is issued again rather than reused)."""
+        return url.startswith(f"{self.base_url}/i/")
+
     def _expire(self) -> None:
         now = time.monotonic()
         for key in [k for k, e in self._entries.items() if e.expires <= now]:
