@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from core.errors import InvalidRequest, NotAdmin, UnknownUser
-from core.jobs import PAUSE_FLAG
 from core.ports import UserRef
+from core.vendor_health import PAUSE_FLAG
 from storage.interfaces import SYSTEM_TOPUP, Account, Store, Transfer, Tx
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,10 @@ from dataclasses import dataclass, replace
 from core.admin import AccountReport, CreditAdmin, HistoryEntry, JobSummary
 from core.drafts import Drafts
 from core.errors import InvalidRequest
+from core.frontends import Frontends
 from core.images import ImageLimits, load_sources
 from core.job_params import restore_request
-from core.jobs import Frontends, JobReceipt, JobService
+from core.jobs import JobReceipt, JobService
 from core.messages import Messages, normalize_locale
 from core.options import Defaults, ParsedPrompt, parse_prompt
 from core.ports import ChatRef, Frontend, UserRef

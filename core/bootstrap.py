@@ -9,8 +9,9 @@ import logging
 from collections.abc import AsyncIterator
 
 from core.app import Imagine
+from core.frontends import Frontends
 from core.gate import FairGate
-from core.jobs import Frontends, JobLimits, JobService
+from core.jobs import JobLimits, JobService
 from core.messages import Messages
 from core.metrics import MetricsRecorder
 from core.settings import Settings

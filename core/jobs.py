@@ -24,31 +24,24 @@ from core.errors import (
     DeliveryFailed,
     ImagineError,
     InsufficientCredits,
-    ServicePaused,
     TooManyActiveJobs,
     UserRateLimited,
     VendorError,
-    VendorMisconfigured,
-    VendorOutOfCredits,
 )
+from core.frontends import Frontends
 from core.gate import FairGate, PositionCallback
 from core.job_params import dump_params, result_key, source_files
 from core.messages import Messages
-from core.ports import ChatRef, Delivery, Frontend, UserRef
+from core.ports import ChatRef, Delivery, UserRef
 from core.pricing import Quote, actual_cost, quote
 from core.types import GeneratedImage, ImageRequest, ImageResult, Progress
+from core.vendor_health import VendorHealth
 from core.vendors.base import ImageVendor, ProgressCallback
 from storage.errors import InsufficientFunds
 from storage.files import FileStore
-from storage.interfaces import SYSTEM_REVENUE, SYSTEM_VENDOR_LOSS, JobRecord, JobState, Store, Tx
+from storage.interfaces import SYSTEM_REVENUE, SYSTEM_VENDOR_LOSS, JobRecord, JobState, Store
 
 log = logging.getLogger(__name__)
-
-PAUSE_FLAG = "vendor_paused"
-MISCONFIG_ALERT_FLAG = "alert:vendor_misconfigured"
-# After a 402 one job is let through as a probe this often; success lifts the pause.
-PROBE_INTERVAL = 300.0
-MISCONFIG_ALERT_INTERVAL = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,26 +61,6 @@ class JobLimits:
 @dataclass(slots=True)
 class _Call:
     started: bool = False
-
-
-class Frontends:
-    """Registered chat frontends by platform, and the admin alert fan-out."""
-
-    def __init__(self) -> None:
-        self._by_platform: dict[str, Frontend] = {}
-
-    def add(self, frontend: Frontend) -> None:
-        self._by_platform[frontend.platform] = frontend
-
-    def get(self, platform: str) -> Frontend | None:
-        return self._by_platform.get(platform)
-
-    async def alert_admins(self, text: str) -> None:
-        for frontend in list(self._by_platform.values()):
-            try:
-                await frontend.alert_admins(text)
-            except Exception:  # an alert must never break the job that raised it
-                log.exception("alerting admins via %s failed", frontend.platform)
 
 
 class JobService:
@@ -112,6 +85,7 @@ class JobService:
         self.frontends = frontends
         self.limits = limits
         self.clock = clock
+        self.health = VendorHealth(store, frontends, text, clock)
         # Jobs this process is running right now; the sweeper leaves them alone.
         self.live: set[str] = set()
 
@@ -140,7 +114,7 @@ class JobService:
             except VendorError as err:
                 err.job_id = job_id
                 await self.fail(job_id, err, loss=q.hold if err.maybe_billed else 0, notified=False)
-                await self._after_vendor_error(err)
+                await self.health.after_error(err)
                 raise
             except ImagineError as err:  # refused by the adapter before anything was sent
                 err.job_id = job_id
@@ -152,7 +126,7 @@ class JobService:
                     self.fail(job_id, err, loss=q.hold if calling.started else 0, notified=False)
                 )
                 raise
-            await self._vendor_succeeded()
+            await self.health.succeeded()
             return await self.deliver(job_id, user, chat, locale, request, q, result)
         finally:
             self.live.discard(job_id)
@@ -177,7 +151,7 @@ class JobService:
         await self.files.put_many(source_files(job_id, request))
         now = self.clock()
         async with self.store.transaction() as tx:
-            await self._check_pause(tx, now)
+            await self.health.admit(tx, now)
             if await self.store.jobs.count_active(tx, account_id) >= self.limits.max_active:
                 raise TooManyActiveJobs(limit=self.limits.max_active)
             if (
@@ -218,17 +192,6 @@ class JobService:
             await self.store.jobs.transition(
                 tx, job_id, (JobState.NEW,), JobState.RESERVED, hold_id=hold.id
             )
-
-    async def _check_pause(self, tx: Tx, now: float) -> None:
-        raw = await self.store.flags.get(tx, PAUSE_FLAG)
-        if raw is None:
-            return
-        pause = json.loads(raw)
-        if now < float(pause.get("probe_at", 0)):
-            raise ServicePaused()
-        # Let exactly this job through as the probe; the next one waits again.
-        pause["probe_at"] = now + PROBE_INTERVAL
-        await self.store.flags.set(tx, PAUSE_FLAG, json.dumps(pause))
 
     async def _call_vendor(
         self,
@@ -402,42 +365,6 @@ class JobService:
                 notified=notified,
             )
 
-    # --- the vendor's own health ------------------------------------------------
-
-    async def _after_vendor_error(self, err: VendorError) -> None:
-        now = self.clock()
-        alert: str | None = None
-        async with self.store.transaction() as tx:
-            if isinstance(err, VendorOutOfCredits):
-                if await self.store.flags.get(tx, PAUSE_FLAG) is None:
-                    alert = "alert.vendor_out_of_credits"
-                # A failed probe also lands here: push the next probe out.
-                await self.store.flags.set(
-                    tx, PAUSE_FLAG, json.dumps({"since": now, "probe_at": now + PROBE_INTERVAL})
-                )
-            elif isinstance(err, VendorMisconfigured):
-                last = await self.store.flags.get(tx, MISCONFIG_ALERT_FLAG)
-                if last is None or now - float(last) > MISCONFIG_ALERT_INTERVAL:
-                    await self.store.flags.set(tx, MISCONFIG_ALERT_FLAG, str(now))
-                    alert = "alert.vendor_misconfigured"
-        if alert is not None:
-            log.warning("vendor alert: %s (%s)", err.code, err.detail[:200])
-            await self.frontends.alert_admins(self.text.t(alert, None, code=err.code))
-
-    async def _vendor_succeeded(self) -> None:
-        async with self.store.read() as tx:
-            paused = await self.store.flags.get(tx, PAUSE_FLAG)
-        if paused is None:
-            return
-        async with self.store.transaction() as tx:
-            cleared = await self.store.flags.delete(tx, PAUSE_FLAG)
-        if cleared:
-            await self.frontends.alert_admins(self.text.t("alert.vendor_recovered"))
-
     async def acknowledge(self, job_id: str) -> None:
         async with self.store.transaction() as tx:
             await self.store.jobs.mark_notified(tx, job_id)
-
-    async def clear_pause(self) -> bool:
-        async with self.store.transaction() as tx:
-            return await self.store.flags.delete(tx, PAUSE_FLAG)

@@ -32,8 +32,9 @@ from core.errors import (
     VendorRejected,
     VendorUnavailable,
 )
+from core.frontends import Frontends
 from core.gate import FairGate
-from core.jobs import Frontends, JobLimits, JobService
+from core.jobs import JobLimits, JobService
 from core.messages import Messages
 from core.options import Defaults
 from core.ports import ChatRef, UserRef

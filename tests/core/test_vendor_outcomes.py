@@ -132,7 +132,7 @@ async def test_402_pauses_alerts_once_and_resumes(aiearth: Any, vendor: FakeOpen
 
     # After the probe interval one job goes through as a probe; it fails: still one alert.
     clock = FakeClock(app.jobs.clock())
-    app.jobs.clock = clock
+    app.jobs.clock = app.jobs.health.clock = clock
     clock.now += 301
     with pytest.raises(VendorOutOfCredits):
         await app.run_job(BOB, request(app), CHAT)
