@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
 
 from storage import SYSTEM_REVENUE, SYSTEM_TOPUP, open_store  # noqa: E402
 from storage.sqlite.db import PRAGMAS  # noqa: E402
-from storage.sqlite.ledger import (  # noqa: E402
+from storage.sqlite.ledger_sql import (  # noqa: E402
     SQL_INSERT_HOLD,
     SQL_INSERT_TRANSFER,
     SQL_POST_ACCOUNTS,

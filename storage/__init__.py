@@ -55,7 +55,7 @@ async def open_store(url: str, *, clock: Callable[[], float] = time.time) -> Sto
     timestamps written to rows (tests inject a fake clock).
     """
     # Imported lazily so importing storage.interfaces never loads a driver.
-    from storage.sqlite.db import open_sqlite_store, parse_sqlite_url
+    from storage.sqlite.opening import open_sqlite_store, parse_sqlite_url
 
     return await open_sqlite_store(parse_sqlite_url(url), clock=clock)
 
