@@ -4,6 +4,7 @@ refused ones included; only ``ADMIN_USER_IDS`` may act."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from core.errors import InvalidRequest, NotAdmin, UnknownUser
 from core.ports import UserRef
 from core.vendor_health import PAUSE_FLAG
-from storage.interfaces import SYSTEM_TOPUP, Account, Store, Transfer, Tx
+from storage.interfaces import SYSTEM_TOPUP, Account, JobRecord, Store, Transfer, Tx
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,14 @@ class HistoryEntry:
             transfer.delta_for(account_id),
             transfer.reason or "",
         )
+
+    @classmethod
+    def failed_job(cls, job: JobRecord) -> HistoryEntry:
+        """A job that ended without an image: it moved no credits, so no transfer
+        shows it, but the user should see it was not charged."""
+        prompt = str(json.loads(job.params).get("prompt", ""))
+        note = prompt if len(prompt) <= 40 else prompt[:39] + "…"
+        return cls(job.updated_at, "failed", 0, note)
 
 
 @dataclass(frozen=True, slots=True)

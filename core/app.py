@@ -298,10 +298,16 @@ class Imagine:
         return (await self.profile(user)).balance
 
     async def history(self, user: UserRef, limit: int = 10) -> list[HistoryEntry]:
-        async with self.store.transaction() as tx:
-            account = await self._account(tx, user)
-            rows = await self.store.ledger.history(tx, account.id, limit)
-        return [HistoryEntry.of(account.id, t) for t in rows]
+        """The user's credit movements and the jobs that cost nothing (failed ones),
+        newest first."""
+        account_id = (await self.profile(user)).account_id
+        async with self.store.read() as tx:
+            rows = await self.store.ledger.history(tx, account_id, limit)
+            jobs = await self.store.jobs.for_account(tx, account_id, limit)
+        entries = [HistoryEntry.of(account_id, t) for t in rows]
+        entries += [HistoryEntry.failed_job(job) for job in jobs if job.state == "FAILED"]
+        entries.sort(key=lambda e: e.when, reverse=True)
+        return entries[:limit]
 
     # --- admin (see core.admin) -------------------------------------------------
 

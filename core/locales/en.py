@@ -61,6 +61,7 @@ MESSAGES: dict[str, str] = {
     "history.kind.deduct": "deduction",
     "history.kind.correction": "correction",
     "history.kind.hold": "on hold",
+    "history.kind.failed": "not charged",
     "history.kind.released": "released",
     "options": "{aspect} · {resolution} · {quality} · ×{n}",
     "options.saved": "Saved your defaults: {summary}.",

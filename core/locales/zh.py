@@ -57,6 +57,7 @@ MESSAGES: dict[str, str] = {
     "history.kind.deduct": "扣除",
     "history.kind.correction": "调整",
     "history.kind.hold": "冻结中",
+    "history.kind.failed": "未扣费",
     "history.kind.released": "已释放",
     "options": "{aspect} · {resolution} · {quality} · ×{n}",
     "options.saved": "已保存默认设置:{summary}。",

@@ -84,6 +84,9 @@ async def test_failed_delivery_is_not_charged_and_booked_as_loss(
         (job,) = await app.store.jobs.recent(tx)
     assert job.state == "FAILED" and job.error == "delivery_failed"
     assert totals["system:vendor_loss"] == -2
+    latest = (await app.history(ALICE))[0]
+    assert (latest.kind, latest.amount, latest.note) == ("failed", 0, "a red fox")
+    assert "not charged" in app.text.history("en", [latest])
     await assert_books_balance(app)
 
 
