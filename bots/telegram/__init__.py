@@ -143,6 +143,7 @@ async def run_telegram(app: Imagine, stop: asyncio.Event) -> None:
     try:
         await application.initialize()  # getMe: checks the token
     except InvalidToken:
+        await application.shutdown()  # closes the HTTP sessions initialize() opened
         raise ConfigError(
             "Telegram rejected TELEGRAM_BOT_TOKEN; copy it again from @BotFather.",
             setting="TELEGRAM_BOT_TOKEN",
