@@ -37,10 +37,11 @@ def configure_logging(level: str = "INFO") -> None:
 
 @contextlib.asynccontextmanager
 async def build_app(settings: Settings, *, sweep: bool = True) -> AsyncIterator[Imagine]:
-    """Open everything, sweep what a previous run left, yield the app, close it all.
+    """Open everything, yield the wired app, close it all on the way out.
 
-    The first sweep runs once frontends had a chance to register (on the first
-    ``start_sweeper`` call or right away when ``sweep`` is False no sweeper runs)."""
+    With ``sweep`` the sweeper also runs every ``SWEEP_INTERVAL`` seconds; the first
+    sweep is each frontend's, once it can deliver (``Imagine.sweep(platform)``).
+    One-shot commands (the CLI's ``imagine``, ``credits``) pass ``sweep=False``."""
     store = await open_store(settings.database_url)
     handle = build_vendor(
         settings.preset,
