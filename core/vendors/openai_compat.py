@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import logging
 from typing import Any
 
@@ -37,7 +36,7 @@ from core.types import (
     SourceImage,
     Usage,
 )
-from core.vendors import http
+from core.vendors import http, sse
 from core.vendors.base import ProgressCallback, SubmittedCallback
 from core.vendors.preset import Preset
 from core.vendors.sizing import VendorSize, check_request
@@ -301,7 +300,7 @@ class OpenAICompatVendor:
         self, response: httpx.Response, on_progress: ProgressCallback | None
     ) -> ImageResult:
         try:
-            body = json.loads(response.content)
+            body = await sse.loads(response.content)
         except (ValueError, UnicodeDecodeError):
             raise VendorUnavailable(
                 f"HTTP {response.status_code}: body is not JSON ({len(response.content)} bytes)",
@@ -380,7 +379,7 @@ class OpenAICompatVendor:
         limit = self._max_download_bytes * 4 // 3 + 64 * 1024
         try:
             async for event in iter_events(response.aiter_lines(), max_event_chars=limit):
-                payload = event.json()
+                payload = await event.json_async()
                 kind = event_type(event, payload) or ""
                 if not isinstance(payload, dict):
                     raise VendorUnavailable("stream event is not an object", maybe_billed=True)

@@ -7,9 +7,20 @@ carries a ``type``; :func:`event_type` gives the type either way.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+
+# Events carrying base64 images run to megabytes; parsing those would stall the loop.
+_INLINE_JSON_LIMIT = 256 * 1024
+
+
+async def loads(data: str | bytes) -> object:
+    """``json.loads``, in a thread for big documents."""
+    if len(data) > _INLINE_JSON_LIMIT:
+        return await asyncio.to_thread(json.loads, data)
+    return json.loads(data)
 
 
 class SSEError(ValueError):
@@ -26,6 +37,13 @@ class SSEEvent:
     def json(self) -> object:
         try:
             return json.loads(self.data)
+        except ValueError as exc:
+            raise SSEError(f"event data is not JSON ({len(self.data)} chars)") from exc
+
+    async def json_async(self) -> object:
+        """``json()`` off the event loop when the event is big (a base64 image)."""
+        try:
+            return await loads(self.data)
         except ValueError as exc:
             raise SSEError(f"event data is not JSON ({len(self.data)} chars)") from exc
 
