@@ -263,6 +263,16 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         return await _credits(app, args)
 
 
+def _run_loop(main: Coroutine[Any, Any, int]) -> int:
+    """uvloop where it is installed (Linux, macOS): the bot spends a fifth of its CPU in
+    the event loop itself under load, and uvloop's is written in C."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -280,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "doctor":
         return _doctor(settings)
     try:
-        return asyncio.run(_main(args, settings))
+        return _run_loop(_main(args, settings))
     except ConfigError as err:
         print(f"imagine-bot: {err.detail}", file=sys.stderr)
         return 2
