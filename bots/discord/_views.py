@@ -24,22 +24,25 @@ _JOB_ID = r"(?P<job_id>[A-Za-z0-9_-]{1,64})"
 Button = discord.ui.Button[discord.ui.View]
 
 
+def _button(action: str, job_id: str, label: str, style: discord.ButtonStyle) -> Button:
+    return discord.ui.Button(label=label, style=style, custom_id=f"imagine:{action}:{job_id}")
+
+
+def _label(item: discord.ui.Item[Any], default: str) -> str:
+    # The label the message was sent with (the user's language), kept across restarts.
+    return getattr(item, "label", None) or default
+
+
 class RerollButton(discord.ui.DynamicItem[Button], template=rf"imagine:reroll:{_JOB_ID}"):
     def __init__(self, job_id: str, label: str = "Reroll") -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=label,
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"imagine:reroll:{job_id}",
-            )
-        )
+        super().__init__(_button("reroll", job_id, label, discord.ButtonStyle.secondary))
         self.job_id = job_id
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> Self:
-        return cls(match["job_id"], getattr(item, "label", None) or "Reroll")
+        return cls(match["job_id"], _label(item, "Reroll"))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         async def step(run: JobRun) -> object:
@@ -50,20 +53,14 @@ class RerollButton(discord.ui.DynamicItem[Button], template=rf"imagine:reroll:{_
 
 class VariationsButton(discord.ui.DynamicItem[Button], template=rf"imagine:vary:{_JOB_ID}"):
     def __init__(self, job_id: str, label: str = "Variations") -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=label,
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"imagine:vary:{job_id}",
-            )
-        )
+        super().__init__(_button("vary", job_id, label, discord.ButtonStyle.secondary))
         self.job_id = job_id
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> Self:
-        return cls(match["job_id"], getattr(item, "label", None) or "Variations")
+        return cls(match["job_id"], _label(item, "Variations"))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         async def step(run: JobRun) -> object:
@@ -74,20 +71,14 @@ class VariationsButton(discord.ui.DynamicItem[Button], template=rf"imagine:vary:
 
 class EditButton(discord.ui.DynamicItem[Button], template=rf"imagine:edit:{_JOB_ID}"):
     def __init__(self, job_id: str, label: str = "Edit") -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=label,
-                style=discord.ButtonStyle.primary,
-                custom_id=f"imagine:edit:{job_id}",
-            )
-        )
+        super().__init__(_button("edit", job_id, label, discord.ButtonStyle.primary))
         self.job_id = job_id
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> Self:
-        return cls(match["job_id"], getattr(item, "label", None) or "Edit")
+        return cls(match["job_id"], _label(item, "Edit"))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
