@@ -39,6 +39,7 @@ from core.types import (
 from core.vendors import http, sse
 from core.vendors.base import ProgressCallback, SubmittedCallback
 from core.vendors.preset import Preset
+from core.vendors.shared import DEFAULT_MAX_DOWNLOAD_BYTES
 from core.vendors.sizing import VendorSize, check_request
 from core.vendors.sse import SSEError, event_type, iter_events
 
@@ -105,7 +106,7 @@ class OpenAICompatVendor:
         *,
         client: httpx.AsyncClient,
         downloader: httpx.AsyncClient,
-        max_download_bytes: int = 50 * 1024 * 1024,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     ) -> None:
         self.preset = preset
         self._client = client

@@ -53,7 +53,8 @@ from core.errors import (
 from core.types import ImageRequest, ImageResult, Progress
 from core.vendors import http
 from core.vendors.base import ProgressCallback, SubmittedCallback
-from core.vendors.envelope import (
+from core.vendors.preset import Preset
+from core.vendors.shared import (
     DEFAULT_MAX_DOWNLOAD_BYTES,
     decode_results,
     download_all,
@@ -62,7 +63,6 @@ from core.vendors.envelope import (
     notify,
     plain_reason,
 )
-from core.vendors.preset import Preset
 from core.vendors.sizing import check_request
 
 CREATE_PATH = "api/v1/jobs/createTask"

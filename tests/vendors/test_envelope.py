@@ -23,8 +23,9 @@ from core.errors import (
 )
 from core.types import ImageRequest, Progress, Quality, SourceImage
 from core.vendors import http
-from core.vendors.envelope import EnvelopeVendor, envelope_error, plain_reason
+from core.vendors.envelope import EnvelopeVendor, envelope_error
 from core.vendors.presets import GPTIMAGEAPI
+from core.vendors.shared import plain_reason
 from tests.fakes.images import png_bytes
 from tests.fakes.vendor_base import Fault
 from tests.fakes.vendor_envelope import FakeEnvelopeVendor
