@@ -149,9 +149,11 @@ class Handlers(AdminHandlers):
             await start(chat, tracker)
         except Exception as err:
             await _cancel(ticker)
+            tracker.close()
             await self.report(turn, err, status_id=status_id)
         finally:
             await _cancel(ticker)
+            tracker.close()
 
     async def _run_request(
         self, turn: Turn, request: ImageRequest, *, reply_to: int | None, status_id: int | None

@@ -23,27 +23,47 @@ log = logging.getLogger(__name__)
 EDIT_INTERVAL = 1.5
 # Vendors without progress events leave the status silent; refresh the elapsed time.
 TICK_INTERVAL = 10.0
+# A result download usually takes milliseconds: announcing it would cost an API call
+# for a text the user never gets to read. It is shown only if it lasts this long.
+LINGER_STAGES = frozenset({"downloading"})
+LINGER = 1.0
 
 
 class StatusBoard:
     """Preview messages of running jobs, keyed by (chat id, status message id)."""
 
-    def __init__(self, bot: Bot, text: Messages, interval: float | None = None) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        text: Messages,
+        interval: float | None = None,
+        linger: float | None = None,
+    ) -> None:
         self.bot = bot
         self.text = text
         self.interval = EDIT_INTERVAL if interval is None else interval
+        self.linger = LINGER if linger is None else linger
         self._previews: dict[tuple[int, int], int] = {}
+        self._trackers: dict[tuple[int, int], StatusTracker] = {}
 
     def tracker(self, chat_id: int, status_id: int, locale: str, shown: str = "") -> StatusTracker:
         """``shown`` is the text the status message already has."""
         tracker = StatusTracker(self, chat_id, status_id, locale)
         tracker._last_text = shown
+        self._trackers[(chat_id, status_id)] = tracker
         return tracker
+
+    def _silence(self, chat_id: int, status_id: int) -> None:
+        """The status message is about to go: no edit may land on it any more."""
+        tracker = self._trackers.pop((chat_id, status_id), None)
+        if tracker is not None:
+            tracker.close()
 
     async def clear(self, chat_id: int, status_id: int | None) -> None:
         """Delete the status message and its preview (both best effort)."""
         if status_id is None:
             return
+        self._silence(chat_id, status_id)
         ids = [status_id]
         preview = self._previews.pop((chat_id, status_id), None)
         if preview is not None:
@@ -56,6 +76,7 @@ class StatusBoard:
         """Turn the status message into ``text`` (an error or a notice); False if gone."""
         if status_id is None:
             return False
+        self._silence(chat_id, status_id)
         preview = self._previews.pop((chat_id, status_id), None)
         if preview is not None:
             with contextlib.suppress(TelegramError):
@@ -84,6 +105,17 @@ class StatusTracker:
         # The status message starts out saying the job is being worked on.
         self._shown: tuple[str, int | None] = ("submitted", None)
         self._lock = asyncio.Lock()
+        self._pending: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        """The job is over (or its status message replaced): drop any pending edit."""
+        self._closed = True
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        if self.board._trackers.get((self.chat_id, self.status_id)) is self:
+            del self.board._trackers[(self.chat_id, self.status_id)]
 
     async def keep_alive(self) -> None:
         """Re-render the last stage now and then so the elapsed time moves; run as a
@@ -94,6 +126,23 @@ class StatusTracker:
                 await self(self._last_progress, tick=True)
 
     async def __call__(self, progress: Progress, *, tick: bool = False) -> None:
+        if self._closed:
+            return
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        if progress.stage in LINGER_STAGES and not tick:
+            self._last_progress = progress
+            self._pending = asyncio.create_task(self._show_later(progress))
+            return
+        await self._show(progress, tick=tick)
+
+    async def _show_later(self, progress: Progress) -> None:
+        await asyncio.sleep(self.board.linger)
+        self._pending = None
+        await self._show(progress, tick=False)
+
+    async def _show(self, progress: Progress, *, tick: bool) -> None:
         self._last_progress = progress
         # Only what the user would notice is worth an edit: a new stage or queue
         # position, a preview, or the elapsed time on a tick (each edit is an API call).
