@@ -25,8 +25,11 @@ class FileStore:
         # Keys are built by core from job ids; checked lexically so a key can never
         # name anything outside the store (no absolute paths, no "..", no empty parts).
         parts = key.split("/")
-        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or (
-            "\\" in key
+        if (
+            not key
+            or key.startswith("/")
+            or any(p in ("", ".", "..") for p in parts)
+            or ("\\" in key)
         ):
             raise ValueError(f"key escapes the store: {key!r}")
         return self.root.joinpath(*parts)

@@ -9,9 +9,12 @@ extension point for exactly this.
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import IO, Any
 
 import aiohttp
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.payload import Payload
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
@@ -20,6 +23,55 @@ from telegram.request import BaseRequest, RequestData
 
 def _value(given: ODVInput[float], default: float | None) -> float | None:
     return default if isinstance(given, DefaultValue) else given
+
+
+# As browsers and httpx do (HTML5 form encoding): a quote or line break in a name
+# must not end the header value.
+_FORM_ESCAPES = str.maketrans({'"': "%22", "\r": "%0D", "\n": "%0A"})
+
+
+class FormBody(Payload):
+    """A multipart/form-data body written piece by piece: the file bytes are sent as
+    they are, never joined into a copy.
+
+    aiohttp's ``FormData`` builds a header multidict and quotes every field through
+    its generic machinery, about a millisecond per upload here, which at hundreds of
+    result photos a second was a tenth of the bot's CPU. Bot API forms are simple:
+    text fields plus files."""
+
+    def __init__(
+        self, fields: dict[str, str], files: dict[str, tuple[str, bytes | IO[bytes], str]]
+    ) -> None:
+        boundary = uuid.uuid4().hex
+        pieces: list[bytes] = []
+        for name, value in fields.items():
+            pieces.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{_escape(name)}"'
+                f"\r\n\r\n{value}\r\n".encode()
+            )
+        for name, (filename, content, mimetype) in files.items():
+            pieces.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{_escape(name)}"; '
+                f'filename="{_escape(filename)}"\r\nContent-Type: {mimetype}\r\n\r\n'.encode()
+            )
+            # PTB reads InputFile objects into bytes; a stream is read here all the same.
+            pieces.append(content if isinstance(content, bytes) else content.read())
+            pieces.append(b"\r\n")
+        pieces.append(f"--{boundary}--\r\n".encode())
+        super().__init__(pieces, content_type=f"multipart/form-data; boundary={boundary}")
+        self._pieces = pieces
+        self._size = sum(len(piece) for piece in pieces)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return b"".join(self._pieces).decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        for piece in self._pieces:
+            await writer.write(piece)
+
+
+def _escape(text: str) -> str:
+    return text.translate(_FORM_ESCAPES)
 
 
 class AiohttpRequest(BaseRequest):
@@ -73,12 +125,7 @@ class AiohttpRequest(BaseRequest):
         data: Any = fields
         write_default = self._media_write_timeout if files else self._write_timeout
         if files:
-            form = aiohttp.FormData()
-            for name, value in (fields or {}).items():
-                form.add_field(name, value)
-            for name, (filename, content, mimetype) in files.items():
-                form.add_field(name, content, filename=filename, content_type=mimetype)
-            data = form
+            data = FormBody(fields or {}, files)
         # aiohttp has no separate write timeout: the socket-read timeout starts once
         # the body is sent, so the total bounds the upload with the read.
         read = _value(read_timeout, self._read_timeout)

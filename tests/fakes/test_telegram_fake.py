@@ -392,3 +392,40 @@ async def test_builders_are_accepted_by_update_de_json(fake: FakeTelegramAPI) ->
 
     with pytest.raises(TimeoutError, match="sendMessage"):
         await fake.wait_for("sendMessage", timeout=0.05)
+
+
+def test_form_data_parser_reads_what_http_clients_send() -> None:
+    import httpx
+
+    from tests.fakes.telegram_api import parse_form_data
+
+    request = httpx.Request(
+        "POST",
+        "http://x/",
+        data={"chat_id": "7", "caption": 'a "quoted" caption\r\nwith lines', "empty": ""},
+        files={"photo": ('we"ird name.png', b"\x89PNG\r\n\r\n--not a boundary", "image/png")},
+    )
+    body = request.read()
+    parts = {
+        name: (filename, ctype, data)
+        for name, filename, ctype, data in parse_form_data(body, request.headers["Content-Type"])
+    }
+    assert parts["chat_id"] == (None, None, b"7")
+    assert parts["caption"][2] == b'a "quoted" caption\r\nwith lines'
+    assert parts["empty"][2] == b""
+    filename, ctype, data = parts["photo"]
+    assert data == b"\x89PNG\r\n\r\n--not a boundary"
+    assert ctype == "image/png"
+    assert filename is not None and "name.png" in filename
+
+
+def test_form_data_parser_refuses_a_cut_body() -> None:
+    import pytest
+
+    from tests.fakes.telegram_api import parse_form_data
+
+    body = b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n'
+    with pytest.raises(ValueError, match="terminated"):
+        parse_form_data(body, "multipart/form-data; boundary=b")
+    with pytest.raises(ValueError, match="boundary"):
+        parse_form_data(body, "multipart/form-data")
