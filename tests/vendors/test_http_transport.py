@@ -104,12 +104,15 @@ async def test_a_streamed_answer_arrives_piece_by_piece() -> None:
         writer.write(b"6\r\ndata:2\r\n0\r\n\r\n")
         await writer.drain()
 
-    async with raw_server(handler) as url, client(url) as http:
-        async with http.stream("POST", "v1/stream", json={}) as response:
-            chunks = response.aiter_bytes()
-            assert await anext(chunks) == b"data:1"
-            release.set()
-            assert b"".join([c async for c in chunks]) == b"data:2"
+    async with (
+        raw_server(handler) as url,
+        client(url) as http,
+        http.stream("POST", "v1/stream", json={}) as response,
+    ):
+        chunks = response.aiter_bytes()
+        assert await anext(chunks) == b"data:1"
+        release.set()
+        assert b"".join([c async for c in chunks]) == b"data:2"
 
 
 async def test_refused_connection_is_a_connect_error() -> None:
@@ -126,18 +129,20 @@ async def test_a_full_pool_times_out_as_a_connect_timeout() -> None:
         await read_request(reader, [])
         await reader.read()  # busy until the client hangs up
 
-    async with raw_server(handler) as url:
-        async with httpx.AsyncClient(
+    async with (
+        raw_server(handler) as url,
+        httpx.AsyncClient(
             base_url=url,
             transport=AiohttpTransport(1),
             timeout=httpx.Timeout(5.0, connect=0.2, pool=0.2),
-        ) as http:
-            busy = asyncio.create_task(http.get("v1/slow"))
-            await asyncio.sleep(0.1)
-            # Never sent: the retry policy may safely try again.
-            with pytest.raises(httpx.ConnectTimeout):
-                await http.get("v1/other")
-            busy.cancel()
+        ) as http,
+    ):
+        busy = asyncio.create_task(http.get("v1/slow"))
+        await asyncio.sleep(0.1)
+        # Never sent: the retry policy may safely try again.
+        with pytest.raises(httpx.ConnectTimeout):
+            await http.get("v1/other")
+        busy.cancel()
 
 
 async def test_a_silent_server_is_a_read_timeout() -> None:
