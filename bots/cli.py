@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -214,6 +215,20 @@ def _doctor(settings: Settings) -> int:
     return 0
 
 
+# Young-generation size for a running bot (CPython's default is 700 allocations).
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def _tune_gc() -> None:
+    """A running bot allocates many short-lived objects per job (Bot API objects,
+    HTTP frames, rows) while what it built at startup lives as long as the process.
+    Freezing the startup heap keeps full collections from rescanning it, and a
+    larger young generation collects a burst's garbage in fewer passes.
+    bench/pipeline.py, N = 300, three runs each: 15.1 -> 13.3 ms of CPU per job."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
+
+
 async def _run(settings: Settings) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -236,6 +251,7 @@ async def _run(settings: Settings) -> int:
         settings = replace(settings, admin_ids=settings.admin_ids | {"console:local"})
         runners.append(run_console)
     async with build_app(settings) as app:
+        _tune_gc()
         tasks = [asyncio.create_task(r(app, stop)) for r in runners]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         stop.set()
