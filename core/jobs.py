@@ -63,6 +63,12 @@ class _Call:
     started: bool = False
 
 
+def balance_after_charge(available: int, hold: int, cost: int) -> int:
+    """The balance a caption shows once the job's outstanding ``hold`` is settled at
+    ``cost``: until then the hold is counted out of ``available``."""
+    return available + hold - cost
+
+
 class JobService:
     def __init__(
         self,
@@ -254,7 +260,7 @@ class JobService:
             request,
             result.images,
             cost,
-            balance.available + q.hold - cost,
+            balance_after_charge(balance.available, q.hold, cost),
             result.revised_prompt,
         )
 

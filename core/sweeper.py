@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from core.errors import ImagineError
 from core.images import read_outputs
 from core.job_params import restore_request
-from core.jobs import JobService
+from core.jobs import JobService, balance_after_charge
 from core.messages import normalize_locale
 from core.ports import ChatRef, UserRef
 from core.pricing import quote
@@ -191,7 +191,7 @@ class Sweeper:
                 request,
                 images,
                 cost,
-                balance.available + hold - cost,
+                balance_after_charge(balance.available, hold, cost),
                 result.get("revised_prompt"),
             )
         except Exception:

@@ -15,6 +15,7 @@ from core.errors import CannotResume
 from core.types import Background, GeneratedImage, ImageRequest, ImageResult, Partial, Progress
 from core.vendors.base import ProgressCallback, SubmittedCallback
 from core.vendors.preset import Preset
+from core.vendors.shared import notify
 from core.vendors.sizing import check_request
 
 
@@ -65,7 +66,7 @@ class MockVendor:
         if on_progress is not None and self.preset.partial_images:
             await asyncio.sleep(self.latency / 2)
             preview = await asyncio.to_thread(_render, request, width // 4, height // 4, 0)
-            await on_progress(Progress(stage="partial", partial=Partial(0, preview)))
+            await notify(on_progress, Progress(stage="partial", partial=Partial(0, preview)))
             await asyncio.sleep(self.latency / 2)
         else:
             await asyncio.sleep(self.latency)

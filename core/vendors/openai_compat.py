@@ -39,7 +39,7 @@ from core.types import (
 from core.vendors import http, sse
 from core.vendors.base import ProgressCallback, SubmittedCallback
 from core.vendors.preset import Preset
-from core.vendors.shared import DEFAULT_MAX_DOWNLOAD_BYTES
+from core.vendors.shared import DEFAULT_MAX_DOWNLOAD_BYTES, notify
 from core.vendors.sizing import VendorSize, check_request
 from core.vendors.sse import SSEError, event_type, iter_events
 
@@ -132,8 +132,7 @@ class OpenAICompatVendor:
         url = self._url(f"images/{kind}")
         response_format = None if streaming else self.preset.response_format
 
-        if on_progress is not None:
-            await on_progress(Progress(stage="submitted"))
+        await notify(on_progress, Progress(stage="submitted"))
         try:
             return await self._exchange(
                 url, request, size, response_format, streaming=streaming, on_progress=on_progress
@@ -346,8 +345,7 @@ class OpenAICompatVendor:
                     f"data[{i}] has neither url nor b64_json", maybe_billed=True
                 )
         if downloads:
-            if on_progress is not None:
-                await on_progress(Progress(stage="downloading"))
+            await notify(on_progress, Progress(stage="downloading"))
             await self._download_all(downloads, results)
         return [b for b in results if b is not None]
 
@@ -403,7 +401,9 @@ class OpenAICompatVendor:
                         log.warning("%s: unreadable partial image skipped", self.preset.name)
                         continue
                     index = _int(payload.get("partial_image_index"))
-                    await on_progress(Progress(stage="partial", partial=Partial(index, image)))
+                    await notify(
+                        on_progress, Progress(stage="partial", partial=Partial(index, image))
+                    )
                 elif kind.endswith(".completed"):
                     b64 = payload.get("b64_json")
                     url = payload.get("url")

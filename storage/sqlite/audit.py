@@ -9,7 +9,7 @@ settings JSON keyed like ``settings:telegram:123``.
 from __future__ import annotations
 
 from storage.interfaces import AuditEntry, Tx
-from storage.sqlite.db import Clock, sqlite_tx
+from storage.sqlite.tx import Clock, sqlite_tx
 
 
 class SqliteAudit:

@@ -22,7 +22,7 @@ from storage.interfaces import (
     JobRecord,
     Tx,
 )
-from storage.sqlite.db import Clock, sqlite_tx
+from storage.sqlite.tx import Clock, sqlite_tx
 
 JOB_COLS: Final = (
     "id, account_id, platform, chat, kind, params, estimate, hold_id, state, vendor_ref, "

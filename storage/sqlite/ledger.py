@@ -44,7 +44,6 @@ from storage.interfaces import (
     Transfer,
     Tx,
 )
-from storage.sqlite.db import Clock, SqliteTx, sqlite_tx
 from storage.sqlite.ledger_sql import (
     ACCOUNT_COLS,
     HOLD_COLS,
@@ -65,6 +64,7 @@ from storage.sqlite.ledger_sql import (
     _transfer_op,
     normalize_username,
 )
+from storage.sqlite.tx import Clock, SqliteTx, sqlite_tx
 
 # --------------------------------------------------------------------------- repository
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from storage import StorageError, Store, open_store
-from storage.sqlite.db import sqlite_tx
 from storage.sqlite.migrations import MIGRATIONS, SCHEMA_VERSION, split_statements
 from storage.sqlite.opening import parse_sqlite_url
+from storage.sqlite.tx import sqlite_tx
 
 
 def test_parse_urls() -> None:

@@ -24,7 +24,8 @@ from storage import (
     Tx,
     open_store,
 )
-from storage.sqlite.db import SqliteStore, sqlite_tx
+from storage.sqlite.db import SqliteStore
+from storage.sqlite.tx import sqlite_tx
 
 Body = Callable[[Tx], Awaitable[Any]]
 

@@ -155,7 +155,7 @@ async def test_credit_to_missing_account_writes_nothing(store: Store) -> None:
 
 
 async def test_driver_error_poisons_transaction(store: Store) -> None:
-    from storage.sqlite.db import sqlite_tx
+    from storage.sqlite.tx import sqlite_tx
 
     a = await _user(store, credits=10)
     with pytest.raises(StorageError, match="rolled back"):
@@ -369,7 +369,7 @@ async def test_history_newest_first_and_totals(store: Store, clock: FakeClock) -
 
 async def test_check_invariants_detects_tampering(store: Store) -> None:
     """The checker must actually catch broken books (edit rows behind the repo)."""
-    from storage.sqlite.db import sqlite_tx
+    from storage.sqlite.tx import sqlite_tx
 
     a = await _user(store, credits=100)
     async with store.transaction() as tx:
@@ -393,7 +393,7 @@ async def test_check_invariants_detects_tampering(store: Store) -> None:
 
 
 async def test_transfers_are_append_only(store: Store) -> None:
-    from storage.sqlite.db import sqlite_tx
+    from storage.sqlite.tx import sqlite_tx
 
     await _user(store, credits=10)
     with pytest.raises(StorageError, match="append-only"):

@@ -390,6 +390,23 @@ async def test_stream_partials_in_order_then_final(
     assert result.usage is not None and result.usage.output_tokens > 0
 
 
+@pytest.mark.parametrize("flavor", ["aiearth", "compat-sizes"])
+async def test_a_failing_progress_callback_loses_nothing(make: Factory, flavor: str) -> None:
+    """Progress is advisory: a chat edit that fails must not lose billed images."""
+    rig = await make(flavor)
+    calls: list[str] = []
+
+    async def on_progress(p: Progress) -> None:
+        calls.append(p.stage)
+        raise RuntimeError("chat edit rate limited")
+
+    result = await rig.vendor.run(ImageRequest(prompt="p", n=2), on_progress=on_progress)
+    assert len(result.images) == 2
+    assert calls[0] == "submitted"
+    if rig.preset.stream:
+        assert "partial" in calls
+
+
 async def test_stream_edit_multipart(make: Factory) -> None:
     rig = await make("aiearth")
     progress: list[Progress] = []
