@@ -71,6 +71,7 @@ class Round:
     latency: float
     cap: int
     first_status_ms: list[float] = field(default_factory=list)
+    handed_over_ms: list[float] = field(default_factory=list)
     overhead_ms: list[float] = field(default_factory=list)
     vendor_s: list[float] = field(default_factory=list)
     wall_s: float = 0.0
@@ -271,6 +272,7 @@ async def run_round(args: argparse.Namespace, resolution: str, workdir: Path) ->
     out.failed = [f"user {u}: {errors.get(u, 'no answer')}" for u in users if u not in result]
     out.wall_s = t_end - t_push
     out.first_status_ms = [(first[u] - t_push) * 1000 for u in users if u in first]
+    out.handed_over_ms = [(delivered[u] - t_push) * 1000 for u in users if u in delivered]
     out.vendor_s = list(vendor_s.values())
     for uid in users:
         if uid in result and uid in delivered and uid in vendor_s:
@@ -310,6 +312,10 @@ def report(r: Round) -> list[tuple[str, bool]]:
     v50, v99 = p(r.vendor_s, 0.5), p(r.vendor_s, 0.99)
     waves = math.ceil(r.n / r.cap)
     n_fs, n_ov = len(r.first_status_ms), len(r.overhead_ms)
+    ho50, ho99 = p(r.handed_over_ms, 0.5), p(r.handed_over_ms, 0.99)
+    # getUpdates hands over at most 100 updates per call (as Telegram does), so a
+    # burst reaches the bot in batches; the next batch waits for the bot to ask.
+    print(f"update -> getUpdates    p50 {ho50:7.1f} ms   p99 {ho99:7.1f} ms")
     print(f"update -> first status  p50 {fs50:7.1f} ms   p99 {fs99:7.1f} ms  (n={n_fs})")
     print(f"vendor time             p50 {v50 * 1000:7.1f} ms   p99 {v99 * 1000:7.1f} ms")
     print(f"bot overhead per job    p50 {ov50:7.1f} ms   p99 {ov99:7.1f} ms  (n={n_ov})")
