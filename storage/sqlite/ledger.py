@@ -47,14 +47,13 @@ from storage.interfaces import (
 from storage.sqlite.ledger_sql import (
     ACCOUNT_COLS,
     HOLD_COLS,
-    SQL_ACCOUNT_BY_EXT,
     SQL_ACCOUNT_BY_ID,
     SQL_HOLD_BY_ID,
-    SQL_INSERT_USER,
     SQL_TRANSFER_BY_ID,
     TRANSFER_COLS,
     _account,
     _check_int,
+    _get_or_create_op,
     _hold,
     _post_op,
     _release_op,
@@ -146,58 +145,25 @@ class SqliteLedger:
         if welcome_grant < 0:
             raise InvalidAmount("welcome_grant must be >= 0")
         name = normalize_username(username)
-        now = self._clock()
         welcome_id = f"welcome:{platform}:{external_id}"
-        row = await t.fetchone(
-            SQL_ACCOUNT_BY_EXT,
-            {"welcome_id": welcome_id, "platform": platform, "external_id": external_id},
-        )
-        if row is None:
-            welcomed = False
-            created = await t.fetchone(
-                SQL_INSERT_USER,
-                {"platform": platform, "external_id": external_id, "username": name, "now": now},
-            )
-            assert created is not None
-            account = _account(created)
-            if name is not None:
-                await self._claim_username(t, account.id, platform, name, now)
-        else:
-            welcomed = bool(row["welcomed"])
-            account = _account(row)
-            if name is not None and name != account.username:
-                await self._claim_username(t, account.id, platform, name, now)
-                await t.execute(
-                    "UPDATE accounts SET username = ?, updated_at = ? WHERE id = ?",
-                    (name, now, account.id),
-                )
-        if welcome_grant > 0 and not welcomed:
-            # Idempotent by id: a user gets exactly one welcome grant ever, even if
-            # the configured amount changes later.
-            await self.transfer(
-                t,
-                welcome_id,
-                await self._system_id(t, SYSTEM_WELCOME),
-                account.id,
-                welcome_grant,
-                "grant",
-                actor="system",
-                reason="welcome grant",
-            )
-            return await self._get_account(t, account.id)
-        if row is not None and name is not None and name != account.username:
-            return await self._get_account(t, account.id)
-        return account
-
-    async def _claim_username(
-        self, t: SqliteTx, account_id: int, platform: str, name: str, now: float
-    ) -> None:
-        # Usernames move between users on the platform; the latest holder wins so
-        # @username lookups never hit a stale account.
-        await t.execute(
-            "UPDATE accounts SET username = NULL, updated_at = ? "
-            "WHERE platform = ? AND username = ? AND id <> ?",
-            (now, platform, name, account_id),
+        grant: dict[str, Any] | None = None
+        if welcome_grant > 0:
+            grant = {
+                "transfer_id": welcome_id,
+                "debit": await self._system_id(t, SYSTEM_WELCOME),
+                "credit": None,  # the account's id, once known
+                "amount": welcome_grant,
+                "kind": "grant",
+                "actor": "system",
+                "reason": "welcome grant",
+                "job_id": None,
+                "hold_id": None,
+            }
+        now = self._clock()
+        # One worker-thread hop for the whole lookup-or-create: a burst of new users
+        # all queue for the writer here, before their first reply can be sent.
+        return await t.call(
+            lambda con: _get_or_create_op(con, platform, external_id, name, welcome_id, grant, now)
         )
 
     async def balance(self, tx: Tx, account_id: int) -> Balance:

@@ -264,6 +264,62 @@ def _transfer_op(con: sqlite3.Connection, p: dict[str, Any]) -> Transfer:
     )
 
 
+def _claim_username(
+    con: sqlite3.Connection, account_id: int, platform: str, name: str, now: float
+) -> None:
+    # Usernames move between users on the platform; the latest holder wins so
+    # @username lookups never hit a stale account.
+    con.execute(
+        "UPDATE accounts SET username = NULL, updated_at = ? "
+        "WHERE platform = ? AND username = ? AND id <> ?",
+        (now, platform, name, account_id),
+    )
+
+
+def _get_or_create_op(
+    con: sqlite3.Connection,
+    platform: str,
+    external_id: str,
+    name: str | None,
+    welcome_id: str,
+    grant: dict[str, Any] | None,
+    now: float,
+) -> Account:
+    row = con.execute(
+        SQL_ACCOUNT_BY_EXT,
+        {"welcome_id": welcome_id, "platform": platform, "external_id": external_id},
+    ).fetchone()
+    changed = False
+    if row is None:
+        welcomed = False
+        account = _account(
+            con.execute(
+                SQL_INSERT_USER,
+                {"platform": platform, "external_id": external_id, "username": name, "now": now},
+            ).fetchone()
+        )
+        if name is not None:
+            _claim_username(con, account.id, platform, name, now)
+    else:
+        welcomed = bool(row["welcomed"])
+        account = _account(row)
+        if name is not None and name != account.username:
+            _claim_username(con, account.id, platform, name, now)
+            con.execute(
+                "UPDATE accounts SET username = ?, updated_at = ? WHERE id = ?",
+                (name, now, account.id),
+            )
+            changed = True
+    if grant is not None and not welcomed:
+        # Idempotent by id: a user gets exactly one welcome grant ever, even if the
+        # configured amount changes later.
+        _transfer_op(con, {**grant, "credit": account.id, "now": now})
+        changed = True
+    if changed:
+        account = _account(con.execute(SQL_ACCOUNT_BY_ID, (account.id,)).fetchone())
+    return account
+
+
 def _reserve_op(con: sqlite3.Connection, p: dict[str, Any]) -> Hold:
     if con.execute(SQL_RESERVE, p).fetchone() is None:
         row = con.execute(SQL_HOLD_BY_ID, (p["hold_id"],)).fetchone()

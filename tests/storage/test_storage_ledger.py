@@ -69,6 +69,10 @@ async def test_get_or_create_is_stable_and_username_lookup(store: Store) -> None
             await store.ledger.get_account(tx, 9999)
         with pytest.raises(StorageError):
             await store.ledger.get_or_create_account(tx, "system", "x")
+        # A renamed user keeps the account and is found under the new name.
+        renamed = await store.ledger.get_or_create_account(tx, "telegram", "42", username="Alicia")
+        assert renamed.id == a1.id and renamed.username == "Alicia"
+        assert await store.ledger.find_by_username(tx, "telegram", "alicia") == renamed
 
 
 async def test_welcome_grant_only_once(store: Store) -> None:
