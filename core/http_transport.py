@@ -79,9 +79,13 @@ class _Body(httpx.AsyncByteStream):
                 yield chunk
 
     async def aclose(self) -> None:
-        # A fully read body hands the connection back to the pool; a partly read
-        # one closes it (aiohttp decides).
-        self._response.release()
+        # A fully read body hands the connection back to the pool; one abandoned half
+        # way (a download over its size cap) must not: the rest of it would be read
+        # as the next answer on that connection.
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):

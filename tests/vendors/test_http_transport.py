@@ -188,3 +188,38 @@ async def test_garbage_instead_of_http_is_a_protocol_error() -> None:
     async with raw_server(handler) as url, client(url) as http:
         with pytest.raises(httpx.RemoteProtocolError):
             await http.get("v1/models")
+
+
+async def test_an_abandoned_body_does_not_leak_into_the_next_answer() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await read_request(reader, [])
+            body = b"x" * 200_000 if b"/big" in head else b"small"
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            await writer.drain()
+
+    async with raw_server(handler) as url, client(url) as http:
+        async with http.stream("GET", "v1/big") as response:
+            async for _ in response.aiter_bytes():
+                break  # over a size cap: stop reading
+        small = await http.get("v1/small")
+        assert small.content == b"small"
+
+
+async def test_redirects_are_followed_by_httpx() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await read_request(reader, [])
+            if b"/old" in head:
+                writer.write(b"HTTP/1.1 302 Found\r\nLocation: /new\r\nContent-Length: 0\r\n\r\n")
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnew")
+            await writer.drain()
+
+    async with (
+        raw_server(handler) as url,
+        httpx.AsyncClient(transport=AiohttpTransport(2), follow_redirects=True) as http,
+    ):
+        response = await http.get(f"{url}/old")
+        assert response.content == b"new"
+        assert [r.status_code for r in response.history] == [302]
