@@ -24,6 +24,12 @@ ROLLED_BACK = "rolled_back"  # physical transaction ended with no member in it
 LOST = "lost"  # physical transaction gone: every member fails
 
 
+def end_snapshot(con: sqlite3.Connection) -> None:
+    """Worker thread: end a read-only transaction (nothing to commit)."""
+    if con.in_transaction:
+        con.execute("ROLLBACK")
+
+
 class WriteContext:
     """``async with store.transaction()``: one logical transaction of a group commit."""
 
@@ -142,7 +148,7 @@ class ReadContext:
         if store._closed:
             store._read_slots.release()
             raise StorageError("store is closed")
-        self._conn = store._idle_readers.pop()
+        self._conn = store._take_reader()
         if task is not None:
             store._active.add(task)
         self._tx = SqliteTx(self._conn, False)
@@ -181,22 +187,18 @@ class ReadContext:
         task = asyncio.current_task()
         if task is not None:
             store._active.discard(task)
-        aconn = tx._aconn
-
-        def end(con: sqlite3.Connection) -> None:
-            if con.in_transaction:
-                con.execute("ROLLBACK")  # read-only: nothing to commit
-
         cancelled = False
-        try:
-            with contextlib.suppress(sqlite3.Error):
-                _, cancelled = await shielded(aconn._execute(end, aconn._conn))
-        finally:
-            if self._conn is None:
+        if self._conn is not None:
+            # No hop to end the snapshot: the next read on this connection rolls it
+            # back in its own first hop, or the store does soon if none comes.
+            store._return_reader(self._conn, lingering=tx._begun)
+        else:
+            aconn = tx._aconn
+            try:
+                with contextlib.suppress(sqlite3.Error):
+                    _, cancelled = await shielded(aconn._execute(end_snapshot, aconn._conn))
+            finally:
                 store._lock.release()
-            else:
-                store._idle_readers.append(self._conn)
-                store._read_slots.release()
         if exc_type is None and tx._failed and tx._begun:
             raise StorageError(
                 "transaction rolled back: a statement failed inside it "

@@ -35,7 +35,15 @@ import aiosqlite
 from storage.errors import StorageError
 from storage.interfaces import AuditRepo, FlagRepo, JobRepo, LedgerRepo
 from storage.sqlite.audit import SqliteAudit, SqliteFlags
-from storage.sqlite.contexts import COMMITTED, KEEP, LOST, ROLLED_BACK, ReadContext, WriteContext
+from storage.sqlite.contexts import (
+    COMMITTED,
+    KEEP,
+    LOST,
+    ROLLED_BACK,
+    ReadContext,
+    WriteContext,
+    end_snapshot,
+)
 from storage.sqlite.jobs import SqliteJobs
 from storage.sqlite.ledger import SqliteLedger
 from storage.sqlite.tx import SAVEPOINT, Batch, Clock, SqliteTx, shielded
@@ -61,6 +69,11 @@ MAX_BATCH_DELAY = 0.020
 """Seconds after its BEGIN IMMEDIATE after which a batch commits even if others queue."""
 READ_CONNECTIONS = 2
 """Read-only connections serving ``store.read()`` (file databases only)."""
+READ_SNAPSHOT_LINGER = 0.05
+"""Seconds a finished read may leave its snapshot open on an idle reader connection.
+Ending it takes a worker-thread hop, and under load every hop waits a full turn of
+the event loop; the next read on that connection ends it in its own first hop
+instead. Bounded, because an open snapshot keeps checkpoints from emptying the WAL."""
 
 
 @dataclass(slots=True)
@@ -143,6 +156,8 @@ class SqliteStore:
         self._readers = tuple(readers)
         self._idle_readers = list(self._readers)
         self._read_slots = asyncio.Semaphore(len(self._readers))
+        self._lingering: set[aiosqlite.Connection] = set()  # idle, snapshot still open
+        self._linger_task: asyncio.Task[None] | None = None
         self._closed = False
         self.max_batch = MAX_BATCH
         self.max_batch_delay = MAX_BATCH_DELAY
@@ -163,6 +178,46 @@ class SqliteStore:
 
     def read(self) -> ReadContext:
         return ReadContext(self)
+
+    # ------------------------------------------------------------- read pool
+
+    def _take_reader(self) -> aiosqlite.Connection:
+        """An idle reader; the caller holds a read slot. Most recently used first, so
+        a lingering snapshot is usually ended by the next read's first hop."""
+        conn = self._idle_readers.pop()
+        self._lingering.discard(conn)
+        return conn
+
+    def _return_reader(self, conn: aiosqlite.Connection, *, lingering: bool) -> None:
+        self._idle_readers.append(conn)
+        if lingering:
+            self._lingering.add(conn)
+            if self._linger_task is None or self._linger_task.done():
+                self._linger_task = asyncio.get_running_loop().create_task(self._end_lingering())
+        self._read_slots.release()
+
+    async def _end_lingering(self) -> None:
+        """End the snapshots no later read picked up within ``READ_SNAPSHOT_LINGER``."""
+        await asyncio.sleep(READ_SNAPSHOT_LINGER)
+        while self._lingering and not self._closed:
+            await self._read_slots.acquire()
+            try:
+                idle = [c for c in self._idle_readers if c in self._lingering]
+                if not idle:
+                    return
+                conn = idle[0]
+                self._idle_readers.remove(conn)
+                self._lingering.discard(conn)
+                cancelled = False
+                try:
+                    with contextlib.suppress(sqlite3.Error):
+                        _, cancelled = await shielded(conn._execute(end_snapshot, conn._conn))
+                finally:
+                    self._idle_readers.append(conn)
+            finally:
+                self._read_slots.release()
+            if cancelled:
+                raise asyncio.CancelledError
 
     # ------------------------------------------------------------- group commit
 
@@ -277,6 +332,10 @@ class SqliteStore:
             self._batch = None
             self._closed = True
             await self._conn.close()
+        if self._linger_task is not None:
+            self._linger_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._linger_task
         for _ in self._readers:  # wait for running reads
             await self._read_slots.acquire()
         for reader in self._readers:

@@ -159,3 +159,42 @@ async def test_close_is_idempotent_and_blocks_use(db_path: Path) -> None:
     with pytest.raises(StorageError, match="closed"):
         async with s.transaction():
             pass
+
+
+async def test_reads_end_their_snapshots_without_going_stale(db_path: Path) -> None:
+    """A finished read leaves its snapshot to the next read's first hop (one hop
+    less per read) or to the store shortly after; never longer, never stale."""
+    from storage.sqlite import db
+
+    store = await open_store(f"sqlite:///{db_path}")
+    try:
+        async with store.transaction() as tx:
+            await store.flags.set(tx, "k", "1")
+        async with store.read() as tx:
+            assert await store.flags.get(tx, "k") == "1"
+        async with store.transaction() as tx:
+            await store.flags.set(tx, "k", "2")
+        # The same reader connection, its old snapshot still open: it must not be seen.
+        async with store.read() as tx:
+            assert await store.flags.get(tx, "k") == "2"
+        readers = store._readers  # type: ignore[attr-defined]
+        assert any(r.in_transaction for r in readers)
+        await asyncio.sleep(db.READ_SNAPSHOT_LINGER + 0.2)
+        assert not any(r.in_transaction for r in readers)
+        # With no snapshot open, a checkpoint can empty the WAL completely.
+        async with store.transaction() as tx:
+            for i in range(200):
+                await store.flags.set(tx, f"x{i}", "y" * 500)
+        async with store.read() as tx:
+            await store.flags.get(tx, "k")
+        await asyncio.sleep(db.READ_SNAPSHOT_LINGER + 0.2)
+        with sqlite3.connect(db_path) as con:
+            busy, _, _ = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0
+    finally:
+        await store.close()
+    # A read right before close leaves nothing pending behind.
+    store = await open_store(f"sqlite:///{db_path}")
+    async with store.read() as tx:
+        await store.flags.get(tx, "k")
+    await store.close()
