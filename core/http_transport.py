@@ -62,6 +62,8 @@ def _mapped(request: httpx.Request) -> Iterator[None]:
         raise httpx.RemoteProtocolError(str(exc), request=request) from exc
     except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
         raise httpx.UnsupportedProtocol(str(exc), request=request) from exc
+    except TimeoutError as exc:  # a bare one, not a subclass mapped above
+        raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
     except (aiohttp.ClientError, OSError) as exc:
         raise httpx.ReadError(f"{type(exc).__name__}: {exc}", request=request) from exc
 
