@@ -1,10 +1,10 @@
 """httpx's transport over aiohttp: the vendor adapters keep httpx's API, the bytes go
 through aiohttp's C HTTP parser.
 
-httpx's own transport (httpcore + anyio + h11, all pure Python) costs about 2.2 ms
-of CPU per request on this project's 2-core machine; this one about 0.9 ms
-(measured with 500 concurrent POSTs, see bench/pipeline.py for the whole bot).
-A job makes two or three vendor requests, so that was a sixth of the bot's CPU.
+httpx's own transport (httpcore + anyio + h11, all pure Python) costs 1.8–2.4 ms of
+CPU per request on this project's 2-core machine even split into small pools, 9 ms
+as one 500-connection pool; this one 0.7–1.0 ms (`bench/vendor_transport.py`, 500
+concurrent POSTs). A job makes two or three vendor requests.
 
 The exception mapping is what the retry policy in ``core.vendors.http`` relies on,
 so it is spelled out here rather than taken from a generic adapter package:
