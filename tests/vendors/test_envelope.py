@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -34,17 +33,6 @@ KEY = "sk-test"
 EDIT = "/v1/images/edit"
 
 MakeVendor = Callable[..., EnvelopeVendor]
-
-
-@pytest.fixture(autouse=True)
-def _shared_ssl_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Test speed only: every httpx client loads the CA bundle again (~50 ms under
-    load); the fakes speak plain HTTP, so share one context across clients."""
-    module = getattr(httpx, "_transports", None)
-    default = getattr(module, "default", None)
-    original = getattr(default, "create_ssl_context", None)
-    if original is not None:
-        monkeypatch.setattr(default, "create_ssl_context", functools.cache(original))
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -64,17 +63,6 @@ class FakeClock:
 
 class Crash(Exception):
     """Stands in for the process dying right after the task id was stored."""
-
-
-@pytest.fixture(autouse=True)
-def _shared_ssl_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Test speed only: every httpx client loads the CA bundle again (~50 ms under
-    load); the fakes speak plain HTTP, so share one context across clients."""
-    module = getattr(httpx, "_transports", None)
-    default = getattr(module, "default", None)
-    original = getattr(default, "create_ssl_context", None)
-    if original is not None:
-        monkeypatch.setattr(default, "create_ssl_context", functools.cache(original))
 
 
 @pytest.fixture
