@@ -55,9 +55,9 @@ class StatusBoard:
 
     def _silence(self, chat_id: int, status_id: int) -> None:
         """The status message is about to go: no edit may land on it any more."""
-        tracker = self._trackers.pop((chat_id, status_id), None)
+        tracker = self._trackers.get((chat_id, status_id))
         if tracker is not None:
-            tracker.close()
+            tracker.close()  # also forgets it
 
     async def clear(self, chat_id: int, status_id: int | None) -> None:
         """Delete the status message and its preview (both best effort)."""
