@@ -1,12 +1,11 @@
-"""``Imagine``: the one facade every frontend calls (see docs/core-api.md).
+"""``Imagine``: the facade every frontend calls (see docs/core-api.md).
 
-It turns chat-level intents into use-case calls: profiles and defaults, pricing,
-running jobs, rerolls, balances and the admin commands. Built by
-``core.bootstrap.build_app``; it holds no platform knowledge."""
+One call per chat intent: profiles and defaults, pricing, queueing a job
+(``submit``, ``reroll``, ``variation``), balances and the admin commands. Built
+by ``core.bootstrap.build_app``; it holds no platform knowledge."""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, replace
 
@@ -14,15 +13,17 @@ from core.admin import AccountReport, CreditAdmin, HistoryEntry, JobSummary
 from core.drafts import Drafts
 from core.errors import InvalidRequest
 from core.frontends import Frontends
-from core.images import ImageLimits, load_sources
-from core.job_params import restore_request
-from core.jobs import JobReceipt, JobService
+from core.images import load_sources
+from core.job_params import load_request, result_files
+from core.jobs import JobReceipt, JobService, Submitted
 from core.messages import Messages, normalize_locale
 from core.options import Defaults, ParsedPrompt, parse_prompt
 from core.ports import ChatRef, Frontend, UserRef
 from core.pricing import quote
 from core.settings import Settings
+from core.sources import STORED, SourceRef
 from core.sweeper import Sweeper, SweepReport
+from core.worker import Worker
 from core.types import (
     Background,
     ImageRequest,
@@ -34,7 +35,7 @@ from core.types import (
 from core.vendors.base import ProgressCallback
 from core.vendors.preset import Preset
 from storage.files import FileStore
-from storage.interfaces import Account, Store, Tx
+from storage.interfaces import Account, JobRecord, Store, Tx
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ __all__ = [
     "ParsedPrompt",
     "PriceInfo",
     "Profile",
+    "Submitted",
 ]
 
 
@@ -96,18 +98,17 @@ class Imagine:
         self.admin = CreditAdmin(store, settings.admin_ids, self._account)
         # Set by the composition root; frontends call ``app.sweep()`` once registered.
         self.sweeper: Sweeper | None = None
-        self.limits = ImageLimits(
-            max_bytes=settings.max_image_bytes,
-            max_pixels=settings.max_image_pixels,
-            max_count=min(16, self.preset.max_input_images),
-        )
+        self.worker: Worker | None = None
+        self.limits = jobs.image_limits
 
-    def add_frontend(self, frontend: Frontend) -> None:
-        self.frontends.add(frontend)
+    def add_frontend(self, frontend: Frontend, *, queue: str | None = None) -> None:
+        """Deliver this platform's jobs from here; see ``Frontends.add``. The worker
+        of this process starts claiming the platform's queue at once."""
+        self.frontends.add(frontend, queue=queue)
 
     async def sweep(self, platform: str | None = None) -> SweepReport | None:
-        """Finish what a previous run left (see core.sweeper). A frontend calls this
-        once it can deliver, for its own ``platform``; a periodic sweep covers all."""
+        """Finish what a crashed instance left (see core.sweeper). A frontend calls
+        this once it can deliver, for its own ``platform``; a periodic sweep covers all."""
         return await self.sweeper.sweep(platform) if self.sweeper is not None else None
 
     # --- users ------------------------------------------------------------------
@@ -201,7 +202,11 @@ class Imagine:
         user: UserRef | None = None,
         background: Background | None = None,
         output_format: OutputFormat | None = None,
+        refs: tuple[SourceRef, ...] = (),
+        mask_ref: SourceRef | None = None,
     ) -> ImageRequest:
+        if len(refs) > self.limits.max_count:
+            raise InvalidRequest("too many images", kind="count", limit=self.limits.max_count)
         request = ImageRequest(
             prompt=prompt,
             aspect=defaults.aspect,
@@ -213,6 +218,8 @@ class Imagine:
             background=background,
             output_format=output_format,
             user_tag=user.key if user else None,
+            refs=refs,
+            mask_ref=mask_ref,
         )
         quote(self.preset, request)  # raises Unsupported before anything else happens
         return request
@@ -227,7 +234,11 @@ class Imagine:
         *,
         background: Background | None = None,
         output_format: OutputFormat | None = None,
+        refs: tuple[SourceRef, ...] = (),
+        mask_ref: SourceRef | None = None,
     ) -> ImageRequest:
+        """A checked request: prompt, options the vendor can do, at most as many
+        sources as it takes (``refs``: where they are, fetched by the worker)."""
         prompt = prompt.strip()
         if not prompt:
             raise InvalidRequest("empty prompt", kind="prompt_empty")
@@ -238,11 +249,28 @@ class Imagine:
                 length=len(prompt),
                 limit=self.preset.max_prompt_chars,
             )
-        return self._request(prompt, defaults, sources, mask, user, background, output_format)
+        return self._request(
+            prompt, defaults, sources, mask, user, background, output_format, refs, mask_ref
+        )
 
     async def quote(self, user: UserRef, request: ImageRequest) -> PriceInfo:
         price = quote(self.preset, request).hold
         return PriceInfo(price=price, balance=await self.balance(user))
+
+    async def submit(
+        self,
+        user: UserRef,
+        request: ImageRequest,
+        chat: ChatRef,
+        *,
+        profile: Profile | None = None,
+    ) -> Submitted:
+        """The intake: hold the price and queue the job; a worker runs it and the
+        platform's frontend shows its progress, result or failure. Raises the
+        refusal (balance, limits, paused vendor) with nothing held or fetched.
+        ``profile``: the one the frontend already fetched for this event, if any."""
+        profile = profile or await self.profile(user)
+        return await self.jobs.submit(user, profile.account_id, request, chat, profile.locale)
 
     async def run_job(
         self,
@@ -252,11 +280,13 @@ class Imagine:
         on_progress: ProgressCallback | None = None,
         *,
         profile: Profile | None = None,
+        queue: str | None = None,
     ) -> JobReceipt:
-        """``profile``: the one the frontend already fetched for this event, if any."""
+        """Queue the job and wait for its end in this process (the command line):
+        the receipt, or the error that ended it (already told through the frontend)."""
         profile = profile or await self.profile(user)
-        return await self.jobs.run(
-            user, profile.account_id, request, chat, profile.locale, on_progress
+        return await self.jobs.run_and_wait(
+            user, profile.account_id, request, chat, profile.locale, on_progress, queue=queue
         )
 
     async def acknowledge(self, err: BaseException) -> None:
@@ -265,32 +295,71 @@ class Imagine:
         if job_id:
             await self.jobs.acknowledge(job_id)
 
-    async def job_request(self, job_id: str) -> ImageRequest:
+    async def _job(self, job_id: str) -> JobRecord:
         async with self.store.read() as tx:
             job = await self.store.jobs.get(tx, job_id)
         if job is None:
             raise InvalidRequest("no such job", kind="job_not_found")
-        return await restore_request(self.files, job.params)
+        return job
+
+    async def _own_job(self, user: UserRef, job_id: str) -> JobRecord:
+        """A job whose buttons ``user`` may press: their own, or anyone's for an admin."""
+        job = await self._job(job_id)
+        if self.is_admin(user):
+            return job
+        async with self.store.read() as tx:
+            account = await self.store.ledger.find_account(tx, user.platform, user.user_id)
+        if account is None or account.id != job.account_id:
+            raise InvalidRequest("not the owner", kind="not_yours")
+        return job
+
+    async def job_request(self, job_id: str) -> ImageRequest:
+        """A stored job's request, its sources as references."""
+        return load_request((await self._job(job_id)).params)
+
+    async def reroll_request(self, user: UserRef, job_id: str) -> ImageRequest:
+        """The same request again, its sources read back from the earlier job's copies."""
+        job = await self._own_job(user, job_id)
+        request = load_request(job.params)
+        refs = tuple(
+            r if r.kind == STORED else SourceRef(STORED, f"jobs/{job_id}/source-{i}")
+            for i, r in enumerate(request.refs)
+        )
+        mask = request.mask_ref
+        if mask is not None and mask.kind != STORED:
+            mask = SourceRef(STORED, f"jobs/{job_id}/mask")
+        return replace(request, refs=refs, mask_ref=mask, user_tag=user.key)
 
     async def reroll(
-        self, user: UserRef, job_id: str, chat: ChatRef, on_progress: ProgressCallback | None = None
-    ) -> JobReceipt:
-        request = await self.job_request(job_id)
-        return await self.run_job(user, replace(request, user_tag=user.key), chat, on_progress)
+        self, user: UserRef, job_id: str, chat: ChatRef, *, profile: Profile | None = None
+    ) -> Submitted:
+        return await self.submit(
+            user, await self.reroll_request(user, job_id), chat, profile=profile
+        )
 
     async def variation_request(self, user: UserRef, job_id: str) -> ImageRequest:
         """An edit of the job's first result with the same prompt and options."""
-        request = await self.job_request(job_id)
-        async with self.store.read() as tx:
-            job = await self.store.jobs.get(tx, job_id)
-        if job is None or not job.result:
-            raise InvalidRequest("no result", kind="job_not_found")
-        files = json.loads(job.result).get("files") or []
+        job = await self._own_job(user, job_id)
+        files = result_files(job.result)
         if not files:
             raise InvalidRequest("no result", kind="job_not_found")
-        data = await self.files.get(files[0])
-        (source,) = await self.load_images([(data, None)])
-        return replace(request, sources=(source,), mask=None, n=1, user_tag=user.key)
+        request = load_request(job.params)
+        return replace(
+            request,
+            refs=(SourceRef(STORED, files[0]),),
+            mask_ref=None,
+            sources=(),
+            mask=None,
+            n=1,
+            user_tag=user.key,
+        )
+
+    async def variation(
+        self, user: UserRef, job_id: str, chat: ChatRef, *, profile: Profile | None = None
+    ) -> Submitted:
+        return await self.submit(
+            user, await self.variation_request(user, job_id), chat, profile=profile
+        )
 
     # --- account ----------------------------------------------------------------
 
@@ -349,10 +418,3 @@ class Imagine:
 
     async def admin_resume(self, actor: UserRef) -> bool:
         return await self.admin.resume(actor)
-
-    async def result_files(self, job_id: str) -> list[str]:
-        async with self.store.read() as tx:
-            job = await self.store.jobs.get(tx, job_id)
-        if job is None or not job.result:
-            return []
-        return list(json.loads(job.result).get("files") or [])

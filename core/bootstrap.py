@@ -6,29 +6,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
+from core import redaction
 from core.app import Imagine
 from core.frontends import Frontends
-from core.gate import FairGate
+from core.concurrency import VendorLimit
+from core.images import ImageLimits
 from core.jobs import JobLimits, JobService
 from core.messages import Messages
 from core.metrics import MetricsRecorder
 from core.settings import Settings
 from core.sweeper import Sweeper
+from core.worker import Worker
 from core.vendors.factory import build_vendor
-from core.vendors.http import RedactingFilter, quiet_http_loggers
+from core.vendors.http import quiet_http_loggers
 from storage import open_store
 from storage.files import FileStore
 
 log = logging.getLogger(__name__)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Log lines pass a redaction filter: keys and tokens never reach the output."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())
+def configure_logging(level: str = "INFO", *, secrets: Iterable[str | None] = ()) -> None:
+    """Log lines pass a redaction filter: keys and tokens never reach the output.
+
+    ``secrets`` are the configured values to scrub (``redaction.secrets_from(settings)``);
+    the filter sits on the root handler, so every logger's records pass it."""
+    redaction.add_secrets(*secrets)
+    handler = redaction.RedactingStreamHandler()
+    handler.setFormatter(
+        redaction.RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handler.addFilter(redaction.SecretFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -36,18 +45,31 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 @contextlib.asynccontextmanager
-async def build_app(settings: Settings, *, sweep: bool = True) -> AsyncIterator[Imagine]:
+async def build_app(
+    settings: Settings,
+    *,
+    sweep: bool = True,
+    work: bool = True,
+    announce: bool = False,
+    worker_id: str | None = None,
+) -> AsyncIterator[Imagine]:
     """Open everything, yield the wired app, close it all on the way out.
 
+    ``work``: this process runs a worker that claims the jobs of the platforms
+    registered with ``app.add_frontend`` (``imagine-bot run`` and ``worker``, and the
+    command line for its own jobs). ``announce``: it also keeps queued jobs' status
+    messages showing their position (the process that takes chat events).
     With ``sweep`` the sweeper also runs every ``SWEEP_INTERVAL`` seconds; the first
-    sweep is each frontend's, once it can deliver (``Imagine.sweep(platform)``).
-    One-shot commands (the CLI's ``imagine``, ``credits``) pass ``sweep=False``."""
+    sweep is each frontend's, once it can deliver (``Imagine.sweep(platform)``)."""
     store = await open_store(settings.database_url)
+    limit = VendorLimit(store, ceiling=settings.vendor_concurrency_max)
+    await limit.start()
     handle = build_vendor(
         settings.preset,
         api_key=settings.vendor_api_key,
-        concurrency=settings.vendor_concurrency,
+        concurrency=settings.vendor_concurrency_max,
         mock_latency=settings.mock_latency,
+        on_pushback=limit.observe,
     )
     text = Messages(settings.default_locale)
     frontends = Frontends()
@@ -55,33 +77,56 @@ async def build_app(settings: Settings, *, sweep: bool = True) -> AsyncIterator[
         store=store,
         files=FileStore(settings.data_dir / "files"),
         vendor=handle.vendor,
-        gate=FairGate(settings.vendor_concurrency),
         text=text,
         frontends=frontends,
         limits=JobLimits(settings.user_max_active_jobs, settings.user_jobs_per_minute),
+        image_limits=ImageLimits(
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            max_count=min(16, settings.preset.max_input_images),
+        ),
+        concurrency=limit,
+        default_locale=settings.default_locale,
     )
     app = Imagine(
         settings=settings, store=store, files=jobs.files, jobs=jobs, frontends=frontends, text=text
     )
+    worker = Worker(
+        jobs,
+        queues=frontends.queues,
+        capacity=settings.worker_jobs,
+        lease=settings.job_lease,
+        worker_id=worker_id,
+        announce=announce,
+    )
     sweeper = Sweeper(
-        jobs, delivery_grace=settings.delivery_grace, default_locale=settings.default_locale
+        jobs,
+        worker,
+        delivery_grace=settings.delivery_grace,
+        queue_timeout=settings.queue_timeout,
     )
     app.sweeper = sweeper
-    periodic: asyncio.Task[None] | None = None
+    app.worker = worker
+    background: list[asyncio.Task[None]] = []
     # Off unless METRICS_FILE is set: the bot's own loop lag, CPU and memory figures.
     recorder = MetricsRecorder(settings.metrics_file) if settings.metrics_file else None
     if recorder is not None:
         recorder.start()
+    working = asyncio.create_task(worker.run()) if work else None
     if sweep:
-        periodic = asyncio.create_task(sweeper.run_forever(settings.sweep_interval))
+        background.append(asyncio.create_task(sweeper.run_forever(settings.sweep_interval)))
     try:
         yield app
     finally:
-        if periodic is not None:
-            periodic.cancel()
+        for task in background:
+            task.cancel()
+        if working is not None:
+            worker.stop()
+            await working
+        for task in background:
             with contextlib.suppress(asyncio.CancelledError):
-                await periodic
-        await sweeper.aclose()
+                await task
+        await limit.aclose()
         await handle.aclose()
         await store.close()
         if recorder is not None:

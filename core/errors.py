@@ -81,6 +81,22 @@ class DeliveryFailed(ImagineError):
     code = "delivery_failed"
 
 
+class DeliveryIncomplete(DeliveryFailed):
+    """Some of the images reached the user before the platform refused the rest:
+    the user pays for those ``delivered``."""
+
+    def __init__(self, detail: str, delivered: int) -> None:
+        super().__init__(detail, delivered=delivered)
+        self.delivered = delivered
+
+
+class LeaseLost(ImagineError):
+    """Another worker took this job over (this one's lease had run out): stop
+    without delivering or settling anything."""
+
+    code = "job_interrupted"
+
+
 class ConfigError(ImagineError):
     """A setting is missing or invalid; the message names it. Stops start-up."""
 

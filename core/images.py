@@ -22,6 +22,10 @@ _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _FORMAT_NAME = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 
 
+# Vendor outputs: 4K (4096x4096, 16.8 MP) with room to spare, far below a bomb.
+MAX_OUTPUT_PIXELS = 50_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class ImageLimits:
     max_bytes: int = 20 * 1024 * 1024
@@ -47,6 +51,9 @@ def inspect_source(
                     limit_mp=limits.max_pixels // 1_000_000,
                 )
             fmt = img.format or ""
+            # Only frame 0 would be checked and seen; vendors take stills.
+            if getattr(img, "n_frames", 1) > 1 or getattr(img, "is_animated", False):
+                raise InvalidRequest("animated image", kind="animated")
             img.verify()  # catches truncated or corrupt files without a full decode
     except InvalidRequest:
         raise
@@ -68,17 +75,34 @@ async def load_sources(
     )
 
 
-def read_output(data: bytes) -> GeneratedImage:
-    """Identify a vendor's image; a body that is no image is a broken vendor."""
+def read_output(data: bytes, max_pixels: int = MAX_OUTPUT_PIXELS) -> GeneratedImage:
+    """Identify a vendor's image; a body that is no image, or one whose header claims
+    more than ``max_pixels`` (a decompression bomb that ``fit_within`` would decode),
+    is a broken vendor."""
     try:
         with Image.open(io.BytesIO(data), formats=_OUTPUT_FORMATS) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise VendorUnavailable(
+                    f"vendor returned a {width}x{height} image, above {max_pixels} pixels",
+                    maybe_billed=True,
+                )
             return GeneratedImage(
                 data=data,
                 format=_FORMAT_NAME[img.format or "PNG"],
-                width=img.size[0],
-                height=img.size[1],
+                width=width,
+                height=height,
             )
-    except (UnidentifiedImageError, OSError, KeyError, Image.DecompressionBombError):
+    except VendorUnavailable:
+        raise
+    except (
+        UnidentifiedImageError,
+        OSError,
+        KeyError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+    ):
         raise VendorUnavailable(
             "vendor returned bytes that are not an image", maybe_billed=True
         ) from None

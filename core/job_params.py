@@ -1,47 +1,24 @@
-"""A job's request as stored JSON, so a reroll or a restart can rebuild it.
+"""A job's request as stored JSON: options, prompt and source *references*, so a
+worker in any process can run it and a reroll can rebuild it.
 
-Source image bytes live in the file store (``storage.files``); the JSON keeps
-their keys and public URLs only."""
+Jobs written before the queue kept their sources as file-store keys under
+``sources``; those read back as ``stored`` references."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from core.types import (
-    Background,
-    ImageRequest,
-    OutputFormat,
-    Quality,
-    Resolution,
-    SourceImage,
-)
-from storage.files import FileStore
-
-
-def source_key(job_id: str, index: int, image: SourceImage) -> str:
-    return f"jobs/{job_id}/source-{index}.{image.extension}"
-
-
-def mask_key(job_id: str, image: SourceImage) -> str:
-    return f"jobs/{job_id}/mask.{image.extension}"
+from core.sources import STORED, SourceRef
+from core.types import Background, ImageRequest, OutputFormat, Quality, Resolution
 
 
 def result_key(job_id: str, index: int, extension: str) -> str:
     return f"jobs/{job_id}/result-{index}.{extension}"
 
 
-def _source_meta(key: str, image: SourceImage) -> dict[str, Any]:
-    return {
-        "key": key,
-        "mime": image.mime,
-        "width": image.width,
-        "height": image.height,
-        "url": image.public_url,
-    }
-
-
-def dump_params(job_id: str, request: ImageRequest) -> str:
+def dump_params(request: ImageRequest) -> str:
+    """The request without bytes: a worker fetches ``refs`` when it runs the job."""
     return json.dumps(
         {
             "prompt": request.prompt,
@@ -52,59 +29,42 @@ def dump_params(job_id: str, request: ImageRequest) -> str:
             "background": request.background.value if request.background else None,
             "output_format": request.output_format.value if request.output_format else None,
             "user_tag": request.user_tag,
-            "sources": [
-                _source_meta(source_key(job_id, i, s), s) for i, s in enumerate(request.sources)
-            ],
-            "mask": _source_meta(mask_key(job_id, request.mask), request.mask)
-            if request.mask
-            else None,
+            "refs": [r.to_json() for r in request.refs],
+            "mask_ref": request.mask_ref.to_json() if request.mask_ref else None,
         },
         ensure_ascii=False,
     )
 
 
-def source_files(job_id: str, request: ImageRequest) -> list[tuple[str, bytes]]:
-    files = [(source_key(job_id, i, s), s.data) for i, s in enumerate(request.sources)]
-    if request.mask is not None:
-        files.append((mask_key(job_id, request.mask), request.mask.data))
-    return files
+def _legacy_ref(meta: dict[str, Any]) -> SourceRef:
+    return SourceRef(STORED, str(meta["key"]), public_url=meta.get("url") or None)
 
 
-def load_params(params: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
+def load_request(params: str) -> ImageRequest:
+    """The stored request, sources as references (nothing is read here)."""
     data = json.loads(params)
-    return data, list(data.get("sources") or []), data.get("mask")
-
-
-def build_request(
-    data: dict[str, Any], sources: tuple[SourceImage, ...], mask: SourceImage | None
-) -> ImageRequest:
+    refs = tuple(SourceRef.from_json(r) for r in data.get("refs") or [])
+    if not refs and data.get("sources"):
+        refs = tuple(_legacy_ref(m) for m in data["sources"])
+    mask_ref = SourceRef.from_json(data["mask_ref"]) if data.get("mask_ref") else None
+    if mask_ref is None and isinstance(data.get("mask"), dict) and data["mask"].get("key"):
+        mask_ref = _legacy_ref(data["mask"])
     return ImageRequest(
         prompt=data["prompt"],
         aspect=data["aspect"],
         resolution=Resolution(data["resolution"]),
         quality=Quality(data["quality"]),
         n=int(data["n"]),
-        sources=sources,
-        mask=mask,
         background=Background(data["background"]) if data.get("background") else None,
         output_format=OutputFormat(data["output_format"]) if data.get("output_format") else None,
         user_tag=data.get("user_tag"),
+        refs=refs,
+        mask_ref=mask_ref,
     )
 
 
-def source_from_meta(meta: dict[str, Any], data: bytes) -> SourceImage:
-    return SourceImage(
-        data=data,
-        mime=meta["mime"],
-        width=int(meta["width"]),
-        height=int(meta["height"]),
-        public_url=meta.get("url"),
-    )
-
-
-async def restore_request(files: FileStore, params: str) -> ImageRequest:
-    """A stored job's request with its source images read back from the file store."""
-    data, source_meta, mask_meta = load_params(params)
-    sources = tuple([source_from_meta(m, await files.get(m["key"])) for m in source_meta])
-    mask = source_from_meta(mask_meta, await files.get(mask_meta["key"])) if mask_meta else None
-    return build_request(data, sources, mask)
+def result_files(result: str | None) -> list[str]:
+    """The file-store keys of a job's delivered images."""
+    if not result:
+        return []
+    return [str(k) for k in json.loads(result).get("files") or []]

@@ -1,47 +1,74 @@
-"""The job use case: price, reserve, queue, call the vendor, deliver, settle.
+"""The job use case, split where the queue splits it.
 
-Each step is one committed transaction and the vendor call sits between steps:
+Intake (``submit``, in the process that got the chat event): price the validated
+request, check the user's limits and balance, hold the credits and queue the job
+with *references* to its sources, in one transaction. Nothing is downloaded,
+decoded or stored for a user who cannot pay.
 
-    (insert+hold) RESERVED -> SUBMITTING -> [POLLING] -> DELIVERING -> SUCCEEDED
-                                       \\-> FAILED (hold voided) at any point
+Execution (``execute``, by a worker holding the job's lease, in any process):
+fetch the sources, call the vendor, store the result, hand it to the platform,
+record the delivery, settle:
 
-A user is charged only after the frontend delivered the images. Whatever a
-crash leaves half-way is finished by ``core.sweeper`` with the same helpers
-(``settle``, ``fail``), so money moves exactly once whichever path gets there.
+    RESERVED (queued) -> claimed -> SUBMITTING -> [POLLING] -> DELIVERING -> SUCCEEDED
+                                 \\-> FAILED (hold voided) at any point
+
+Every step after the claim is a compare-and-swap on the state AND the claim, so a
+worker whose job was taken over (its lease ran out) stops without delivering. A
+user pays only for images the platform delivered. Whatever a crash leaves
+half-way is finished by ``core.sweeper`` with the same ``hand_over``/``settle``/
+``fail`` helpers, so money moves exactly once whichever path gets there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
 
+from core.concurrency import VendorLimit
 from core.errors import (
     DeliveryFailed,
+    DeliveryIncomplete,
     ImagineError,
     InsufficientCredits,
+    InvalidRequest,
+    LeaseLost,
     TooManyActiveJobs,
     UserRateLimited,
     VendorError,
 )
 from core.frontends import Frontends
-from core.gate import FairGate, PositionCallback
-from core.job_params import dump_params, result_key, source_files
-from core.messages import Messages
-from core.ports import ChatRef, Delivery, UserRef
+from core.images import ImageLimits, load_sources
+from core.job_params import dump_params, load_request, result_key
+from core.messages import Messages, normalize_locale
+from core.ports import ChatRef, Delivery, Frontend, UserRef
 from core.pricing import Quote, actual_cost, quote
-from core.types import GeneratedImage, ImageRequest, ImageResult, Progress
+from core.sources import PATH, STORED, SourceRef, stored_mask_key, stored_source_key
+from core.types import GeneratedImage, ImageRequest, ImageResult, Progress, SourceImage
 from core.vendor_health import VendorHealth
 from core.vendors.base import ImageVendor, ProgressCallback
 from storage.errors import InsufficientFunds
 from storage.files import FileStore
-from storage.interfaces import SYSTEM_REVENUE, SYSTEM_VENDOR_LOSS, JobRecord, JobState, Store
+from storage.interfaces import (
+    SYSTEM_REVENUE,
+    SYSTEM_VENDOR_LOSS,
+    VENDOR_LIMIT,
+    JobRecord,
+    JobState,
+    Store,
+    Tx,
+)
 
 log = logging.getLogger(__name__)
+
+# A hold outlives any job; the sweeper expires what a lost job left.
+HOLD_TTL = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,20 +80,61 @@ class JobReceipt:
 
 
 @dataclass(frozen=True, slots=True)
+class Submitted:
+    """What the intake answers: the job is queued and its price held."""
+
+    job_id: str
+    price: int
+    # 0 when a vendor slot is free now; else how many queued jobs go first, this one
+    # included (the fair order: fewest running jobs per user first, then oldest).
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
 class JobLimits:
     max_active: int = 2
     per_minute: int = 10
 
 
-@dataclass(slots=True)
-class _Call:
-    started: bool = False
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """Who asked and where the answer goes, as stored with the job."""
+
+    user: UserRef
+    chat: ChatRef
+    locale: str
 
 
 def balance_after_charge(available: int, hold: int, cost: int) -> int:
     """The balance a caption shows once the job's outstanding ``hold`` is settled at
     ``cost``: until then the hold is counted out of ``available``."""
     return available + hold - cost
+
+
+def _chat_json(user: UserRef, chat: ChatRef, locale: str) -> str:
+    return json.dumps(
+        {
+            "chat": chat.data,
+            "user": user.user_id,
+            "username": user.username,
+            "locale": user.locale,
+            "lang": locale,
+        },
+        ensure_ascii=False,
+    )
+
+
+def job_context(job: JobRecord, default_locale: str) -> JobContext:
+    data = json.loads(job.chat)
+    user = UserRef(
+        job.platform, str(data.get("user", "")), data.get("username"), data.get("locale")
+    )
+    locale = data.get("lang") or normalize_locale(data.get("locale"), default_locale)
+    return JobContext(user, ChatRef(job.platform, data.get("chat") or {}), locale)
+
+
+def _result_json(job: JobRecord) -> dict[str, object]:
+    return dict(json.loads(job.result or "{}"))
 
 
 class JobService:
@@ -76,85 +144,54 @@ class JobService:
         store: Store,
         files: FileStore,
         vendor: ImageVendor,
-        gate: FairGate,
         text: Messages,
         frontends: Frontends,
         limits: JobLimits,
+        image_limits: ImageLimits,
+        concurrency: VendorLimit,
+        default_locale: str = "en",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.files = files
         self.vendor = vendor
         self.preset = vendor.preset
-        self.gate = gate
         self.text = text
         self.frontends = frontends
         self.limits = limits
+        self.image_limits = image_limits
+        self.concurrency = concurrency
+        self.default_locale = default_locale
         self.clock = clock
         self.health = VendorHealth(store, frontends, text, clock)
-        # Jobs this process is running right now; the sweeper leaves them alone.
-        self.live: set[str] = set()
+        # In-process callers waiting for a job's end (``Imagine.run_job``) and
+        # their extra progress listeners.
+        self._waiters: dict[str, asyncio.Future[JobReceipt]] = {}
+        self._listeners: dict[str, ProgressCallback] = {}
 
-    # --- the live path ----------------------------------------------------------
+    def context(self, job: JobRecord) -> JobContext:
+        return job_context(job, self.default_locale)
 
-    async def run(
+    # --- intake -----------------------------------------------------------------
+
+    async def submit(
         self,
         user: UserRef,
         account_id: int,
         request: ImageRequest,
         chat: ChatRef,
         locale: str,
-        on_progress: ProgressCallback | None = None,
-    ) -> JobReceipt:
+        *,
+        queue: str | None = None,
+        job_id: str | None = None,
+    ) -> Submitted:
+        """Hold the price and queue the job, in one transaction; raises the refusal
+        (limits, balance, paused vendor) with nothing held or stored."""
         q = quote(self.preset, request)
-        job_id = uuid.uuid4().hex
-        self.live.add(job_id)
-        try:
-            await self._reserve(job_id, user, account_id, request, chat, q)
-            calling = _Call()
-            # Failures stay unnotified until the frontend that shows them calls
-            # ``acknowledge``; if it never does (a crash), the sweeper tells the user.
-            try:
-                async with self.gate.slot(user.key, self._queued(on_progress)):
-                    result = await self._call_vendor(job_id, request, on_progress, calling)
-            except VendorError as err:
-                err.job_id = job_id
-                await self.fail(job_id, err, loss=q.hold if err.maybe_billed else 0, notified=False)
-                await self.health.after_error(err)
-                raise
-            except ImagineError as err:  # refused by the adapter before anything was sent
-                err.job_id = job_id
-                await self.fail(job_id, err, notified=False)
-                raise
-            except BaseException as err:
-                # Cancelled or crashed: once the call started, the vendor may have billed.
-                await asyncio.shield(
-                    self.fail(job_id, err, loss=q.hold if calling.started else 0, notified=False)
-                )
-                raise
-            await self.health.succeeded()
-            return await self.deliver(job_id, user, chat, locale, request, q, result)
-        finally:
-            self.live.discard(job_id)
-
-    def _queued(self, on_progress: ProgressCallback | None) -> PositionCallback:
-        async def report(position: int) -> None:
-            if on_progress is not None:
-                await on_progress(Progress(stage="queued", queue_position=position))
-
-        return report
-
-    async def _reserve(
-        self,
-        job_id: str,
-        user: UserRef,
-        account_id: int,
-        request: ImageRequest,
-        chat: ChatRef,
-        q: Quote,
-    ) -> None:
-        # Source bytes first: a job row must never point at files that are not there.
-        await self.files.put_many(source_files(job_id, request))
+        job_id = job_id or uuid.uuid4().hex
+        # Bytes handed in by this process (the command line) are kept as stored
+        # sources; a chat frontend hands references only.
+        request = await self._keep_given(job_id, request)
         now = self.clock()
         async with self.store.transaction() as tx:
             await self.health.admit(tx, now)
@@ -171,17 +208,11 @@ class JobService:
                     id=job_id,
                     account_id=account_id,
                     platform=user.platform,
-                    chat=json.dumps(
-                        {
-                            "chat": chat.data,
-                            "user": user.user_id,
-                            "username": user.username,
-                            "locale": user.locale,
-                        }
-                    ),
+                    chat=_chat_json(user, chat, locale),
                     kind="edit" if request.is_edit else "generate",
-                    params=dump_params(job_id, request),
+                    params=dump_params(request),
                     estimate=q.hold,
+                    queue=queue or self.frontends.queue_for(user.platform),
                 ),
             )
             try:
@@ -191,135 +222,361 @@ class JobService:
                     account_id,
                     q.hold,
                     job_id=job_id,
-                    expires_at=now + 86_400,
+                    expires_at=now + HOLD_TTL,
                 )
             except InsufficientFunds as exc:
                 raise InsufficientCredits(price=q.hold, balance=exc.available) from None
             await self.store.jobs.transition(
                 tx, job_id, (JobState.NEW,), JobState.RESERVED, hold_id=hold.id
             )
-
-    async def _call_vendor(
-        self,
-        job_id: str,
-        request: ImageRequest,
-        on_progress: ProgressCallback | None,
-        calling: _Call,
-    ) -> ImageResult:
-        async with self.store.transaction() as tx:
-            await self.store.jobs.transition(
-                tx, job_id, (JobState.RESERVED,), JobState.SUBMITTING, attempts=1
+            position = await self._position(
+                tx, job_id, queue or self.frontends.queue_for(user.platform), now
             )
-        if on_progress is not None:
-            await on_progress(Progress(stage="submitted"))
+        await self.store.notify_jobs()
+        return Submitted(job_id, q.hold, position)
 
+    async def _keep_given(self, job_id: str, request: ImageRequest) -> ImageRequest:
+        if not request.sources and request.mask is None:
+            return request
+        keep = [(stored_source_key(job_id, i), s.data) for i, s in enumerate(request.sources)]
+        refs = tuple(
+            SourceRef(STORED, key, public_url=s.public_url)
+            for (key, _), s in zip(keep, request.sources, strict=True)
+        )
+        mask_ref = None
+        if request.mask is not None:
+            keep.append((stored_mask_key(job_id), request.mask.data))
+            mask_ref = SourceRef(STORED, stored_mask_key(job_id))
+        await self.files.put_many(keep)
+        return replace(request, sources=(), mask=None, refs=refs, mask_ref=mask_ref)
+
+    async def _position(self, tx: Tx, job_id: str, queue: str, now: float) -> int:
+        limit = await self.store.limits.get(tx, VENDOR_LIMIT)
+        if limit is None or (
+            limit.not_before <= now and await self.store.jobs.in_flight(tx, now) < limit.value
+        ):
+            return 0
+        ahead = await self.store.jobs.queued(tx, [queue])
+        return next((i for i, j in enumerate(ahead, start=1) if j.id == job_id), len(ahead))
+
+    # --- in-process waiting (the command line, tests) --------------------------
+
+    async def run_and_wait(
+        self,
+        user: UserRef,
+        account_id: int,
+        request: ImageRequest,
+        chat: ChatRef,
+        locale: str,
+        on_progress: ProgressCallback | None = None,
+        *,
+        queue: str | None = None,
+    ) -> JobReceipt:
+        """Queue the job and wait for its end: its receipt, or the error that ended it
+        (already told to the user through the frontend)."""
+        job_id = uuid.uuid4().hex
+        waiter: asyncio.Future[JobReceipt] = asyncio.get_running_loop().create_future()
+        self._waiters[job_id] = waiter
+        if on_progress is not None:
+            self._listeners[job_id] = on_progress
+        try:
+            submitted = await self.submit(
+                user, account_id, request, chat, locale, queue=queue, job_id=job_id
+            )
+            if submitted.position and on_progress is not None:
+                await on_progress(Progress(stage="queued", queue_position=submitted.position))
+            return await waiter
+        finally:
+            self._waiters.pop(job_id, None)
+            self._listeners.pop(job_id, None)
+
+    def _finished(self, job_id: str, outcome: JobReceipt | BaseException) -> None:
+        waiter = self._waiters.get(job_id)
+        if waiter is None or waiter.done():
+            return
+        if isinstance(outcome, BaseException):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
+
+    def _progress(self, job_id: str, shown: ProgressCallback | None) -> ProgressCallback | None:
+        """``None`` when nobody watches: vendors then need not stream previews."""
+        listener = self._listeners.get(job_id)
+        if listener is None or shown is None:
+            return shown or listener
+
+        async def both(progress: Progress) -> None:
+            await shown(progress)
+            await listener(progress)
+
+        return both
+
+    # --- execution (a worker holding the lease) ---------------------------------
+
+    async def execute(self, job: JobRecord, owner: str) -> None:
+        """Run a claimed job to its end. Every failure is told to the user here,
+        through the platform's frontend: the one path for job errors."""
+        ctx = self.context(job)
+        frontend = self.frontends.get(job.platform)
+        request = load_request(job.params)
+        hold = job.estimate
+        started = False
+        try:
+            q = quote(self.preset, request)
+            if frontend is None:
+                raise DeliveryFailed(f"no frontend for {job.platform} in this process")
+            async with frontend.progress(ctx.chat, ctx.locale) as shown:
+                report = self._progress(job.id, shown)
+                request = await self._sources(job.id, request, frontend)
+                async with self.store.transaction() as tx:
+                    moved = await self.store.jobs.transition(
+                        tx,
+                        job.id,
+                        (JobState.RESERVED,),
+                        JobState.SUBMITTING,
+                        owner=owner,
+                        attempts=job.attempts + 1,
+                    )
+                if not moved:
+                    raise LeaseLost(f"job {job.id} was taken over before the vendor call")
+                started = True
+                if report is not None:
+                    await report(Progress(stage="submitted"))
+                result = await self.vendor.run(
+                    request, on_progress=report, on_submitted=self._on_submitted(job.id, owner)
+                )
+        except LeaseLost as err:
+            log.warning("%s", err.detail)
+            self._finished(job.id, err)
+            return
+        except asyncio.CancelledError as err:
+            # Shutting down: a job the vendor never saw goes back to the queue; one it
+            # may have billed is booked as a loss, like a crash would be.
+            await asyncio.shield(self._abandon(job.id, owner, err, hold if started else None))
+            self._finished(job.id, err)
+            raise
+        except Exception as err:
+            await self._failed(job, ctx, err, owner, hold if started else 0)
+            return
+        await self.health.succeeded()
+        await self.concurrency.succeeded()
+        await self.deliver(job, owner, ctx, request, q, result)
+
+    async def _abandon(self, job_id: str, owner: str, err: BaseException, loss: int | None) -> None:
+        if loss is None:
+            async with self.store.transaction() as tx:
+                if await self.store.jobs.release(tx, job_id, owner):
+                    return
+        await self.fail(job_id, err, loss=loss or 0, owner=owner)
+
+    async def _failed(
+        self, job: JobRecord, ctx: JobContext, err: Exception, owner: str, hold: int
+    ) -> None:
+        if isinstance(err, VendorError):
+            await self.fail(job.id, err, loss=hold if err.maybe_billed else 0, owner=owner)
+            await self.health.after_error(err)
+        elif isinstance(err, ImagineError):  # refused before anything was sent
+            await self.fail(job.id, err, owner=owner)
+        else:
+            log.error("job %s failed: %s", job.id, type(err).__name__, exc_info=err)
+            # Once the call started, the vendor may have billed.
+            await self.fail(job.id, err, loss=hold, owner=owner)
+        err = err if isinstance(err, ImagineError) else DeliveryFailed(type(err).__name__)
+        err.job_id = job.id
+        await self.tell_failure(job.id, ctx, err)
+        self._finished(job.id, err)
+
+    async def _sources(self, job_id: str, request: ImageRequest, frontend: Frontend) -> ImageRequest:
+        """Fetch, check and keep the job's sources (rerolls read them back), and give
+        them public links when the vendor fetches inputs by URL."""
+        if not request.refs and request.mask_ref is None:
+            return request
+        refs = list(request.refs)
+        blobs = [
+            (await self._fetch(ref, frontend), ref.public_url) for ref in refs
+        ]
+        sources = await load_sources(blobs, self.image_limits)
+        mask: SourceImage | None = None
+        if request.mask_ref is not None:
+            data = await self._fetch(request.mask_ref, frontend)
+            (mask,) = await load_sources([(data, None)], replace(self.image_limits, max_count=1))
+        keep = [(stored_source_key(job_id, i), s.data) for i, s in enumerate(sources)]
+        if mask is not None:
+            keep.append((stored_mask_key(job_id), mask.data))
+        await self.files.put_many(keep)
+        if self.preset.needs_public_urls and any(s.public_url is None for s in sources):
+            sources = await frontend.publish(job_id, sources)
+        return replace(request, sources=sources, mask=mask, refs=(), mask_ref=None)
+
+    async def _fetch(self, ref: SourceRef, frontend: Frontend) -> bytes:
+        if ref.kind == STORED:
+            try:
+                return await self.files.get(ref.ref)
+            except OSError:
+                raise InvalidRequest("source gone", kind="download", reason="gone") from None
+        if ref.kind == PATH:
+            try:
+                return await asyncio.to_thread(Path(ref.ref).expanduser().read_bytes)
+            except OSError:
+                raise InvalidRequest(
+                    "missing file", kind="download", reason=f"no file {ref.ref}"
+                ) from None
+        return await frontend.fetch_source(ref)
+
+    def _on_submitted(self, job_id: str, owner: str) -> Callable[[str], object]:
         async def submitted(vendor_ref: str) -> None:
             async with self.store.transaction() as tx:
                 await self.store.jobs.transition(
-                    tx, job_id, (JobState.SUBMITTING,), JobState.POLLING, vendor_ref=vendor_ref
+                    tx,
+                    job_id,
+                    (JobState.SUBMITTING,),
+                    JobState.POLLING,
+                    owner=owner,
+                    vendor_ref=vendor_ref,
                 )
 
-        calling.started = True
-        return await self.vendor.run(request, on_progress=on_progress, on_submitted=submitted)
+        return submitted
 
     # --- steps shared with the sweeper -----------------------------------------
 
     async def deliver(
         self,
-        job_id: str,
-        user: UserRef,
-        chat: ChatRef,
-        locale: str,
+        job: JobRecord,
+        owner: str,
+        ctx: JobContext,
         request: ImageRequest,
         q: Quote,
         result: ImageResult,
-    ) -> JobReceipt:
-        """Store the result, hand it to the frontend, then charge. Nothing is charged
-        unless the frontend delivered."""
-        cost = actual_cost(self.preset, q, result.usage, len(result.images))
-        keys = [result_key(job_id, i, img.extension) for i, img in enumerate(result.images)]
-        await self.files.put_many(list(zip(keys, (img.data for img in result.images), strict=True)))
-        async with self.store.transaction() as tx:
-            await self.store.jobs.transition(
-                tx,
-                job_id,
-                (JobState.SUBMITTING, JobState.POLLING),
-                JobState.DELIVERING,
-                cost=cost,
-                vendor_ref=result.vendor_ref,
-                result=json.dumps({"files": keys, "revised_prompt": result.revised_prompt}),
+    ) -> JobReceipt | None:
+        """Store the result, hand it to the platform, then charge. Nothing is charged
+        unless the platform delivered; nothing is delivered once the job is not ours."""
+        try:
+            cost = actual_cost(self.preset, q, result.usage, len(result.images))
+            keys = [result_key(job.id, i, img.extension) for i, img in enumerate(result.images)]
+            await self.files.put_many(
+                list(zip(keys, (img.data for img in result.images), strict=True))
             )
-            job = await self.store.jobs.get(tx, job_id)
-            assert job is not None
-            balance = await self.store.ledger.balance(tx, job.account_id)
+            async with self.store.transaction() as tx:
+                moved = await self.store.jobs.transition(
+                    tx,
+                    job.id,
+                    (JobState.SUBMITTING, JobState.POLLING),
+                    JobState.DELIVERING,
+                    owner=owner,
+                    cost=cost,
+                    vendor_ref=result.vendor_ref,
+                    result=json.dumps({"files": keys, "revised_prompt": result.revised_prompt}),
+                )
+                balance = await self.store.ledger.balance(tx, job.account_id)
+        except Exception as err:
+            # The vendor billed these images; we could not even keep them.
+            log.error("storing the result of job %s failed", job.id, exc_info=err)
+            await self.fail(job.id, err, loss=job.estimate, owner=owner)
+            failed = DeliveryFailed(type(err).__name__)
+            await self.tell_failure(job.id, ctx, failed)
+            self._finished(job.id, failed)
+            return None
+        if not moved:
+            lost = LeaseLost(f"job {job.id} was taken over before delivery")
+            log.warning("%s", lost.detail)
+            self._finished(job.id, lost)
+            return None
         return await self.hand_over(
-            job,
-            user,
-            chat,
-            locale,
+            job.id,
+            ctx,
             request,
             result.images,
             cost,
-            balance_after_charge(balance.available, q.hold, cost),
+            balance_after_charge(balance.available, job.estimate, cost),
             result.revised_prompt,
+            owner=owner,
         )
 
     async def hand_over(
         self,
-        job: JobRecord,
-        user: UserRef,
-        chat: ChatRef,
-        locale: str,
+        job_id: str,
+        ctx: JobContext,
         request: ImageRequest,
         images: tuple[GeneratedImage, ...],
         cost: int,
         balance_after: int,
         revised_prompt: str | None,
-    ) -> JobReceipt:
-        frontend = self.frontends.get(chat.platform)
+        *,
+        owner: str,
+    ) -> JobReceipt | None:
+        frontend = self.frontends.get(ctx.chat.platform)
         delivery = Delivery(
-            job_id=job.id,
-            chat=chat,
-            user=user,
+            job_id=job_id,
+            chat=ctx.chat,
+            user=ctx.user,
             request=request,
             images=images,
             cost=cost,
             balance_after=balance_after,
-            locale=locale,
-            caption=self.text.caption(locale, request.prompt, cost, balance_after, revised_prompt),
+            locale=ctx.locale,
+            caption=self.text.caption(ctx.locale, request.prompt, cost, balance_after, revised_prompt),
             revised_prompt=revised_prompt,
         )
+        delivered = len(images)
         try:
             if frontend is None:
-                raise RuntimeError(f"no frontend for {chat.platform}")
+                raise DeliveryFailed(f"no frontend for {ctx.chat.platform}")
             await frontend.deliver(delivery)
+        except DeliveryIncomplete as err:
+            if err.delivered <= 0:
+                return await self._undelivered(job_id, ctx, err, cost, owner)
+            # The user has some of the images: they pay for those, once.
+            log.warning("job %s: %d of %d images delivered", job_id, err.delivered, len(images))
+            delivered = err.delivered
         except BaseException as err:
-            log.warning("delivery of job %s failed: %s", job.id, type(err).__name__)
-            # The vendor billed these images; the user never saw them.
-            await asyncio.shield(
-                self.fail(job.id, err, loss=cost, code="delivery_failed", notified=False)
-            )
-            if isinstance(err, ImagineError):
-                err.job_id = job.id
-                raise
-            if isinstance(err, Exception):
-                failed = DeliveryFailed(f"{type(err).__name__}: {err}")
-                failed.job_id = job.id
-                raise failed from err
-            raise
-        await self.settle(job.id, cost)
-        return JobReceipt(job.id, cost, balance_after, len(images))
+            return await self._undelivered(job_id, ctx, err, cost, owner)
+        charge = cost if delivered >= len(images) else cost * delivered // len(images)
+        await self.mark_delivered(job_id, delivered)
+        await self.settle(job_id, charge, loss=cost - charge)
+        receipt = JobReceipt(job_id, charge, balance_after + cost - charge, delivered)
+        self._finished(job_id, receipt)
+        return receipt
 
-    async def settle(self, job_id: str, cost: int) -> None:
+    async def _undelivered(
+        self, job_id: str, ctx: JobContext, err: BaseException, cost: int, owner: str
+    ) -> None:
+        log.warning("delivery of job %s failed: %s", job_id, type(err).__name__)
+        # The vendor billed these images; the user never saw them.
+        await asyncio.shield(
+            self.fail(job_id, err, loss=cost, code="delivery_failed", owner=owner)
+        )
+        if not isinstance(err, Exception):  # cancelled: shutting down
+            self._finished(job_id, err)
+            raise err
+        failed = err if isinstance(err, ImagineError) else DeliveryFailed(type(err).__name__)
+        failed.job_id = job_id
+        await self.tell_failure(job_id, ctx, failed)
+        self._finished(job_id, failed)
+        return None
+
+    async def mark_delivered(self, job_id: str, delivered: int) -> None:
+        """Recorded before the charge: if settling fails, recovery retries only the
+        ledger write and never sends the images again."""
         async with self.store.transaction() as tx:
             job = await self.store.jobs.get(tx, job_id)
-            if job is None or job.hold_id is None:
+            if job is None or job.state != JobState.DELIVERING:
+                return
+            result = _result_json(job)
+            result["delivered"] = delivered
+            await self.store.jobs.update(tx, job_id, result=json.dumps(result))
+
+    async def settle(self, job_id: str, cost: int, *, loss: int = 0) -> None:
+        async with self.store.transaction() as tx:
+            job = await self.store.jobs.get(tx, job_id)
+            if job is None or job.hold_id is None or job.state != JobState.DELIVERING:
                 return
             resolution = await self.store.ledger.post(
                 tx, job.hold_id, cost, transfer_id=f"charge:{job_id}"
             )
             if resolution.already and resolution.status != "posted":
                 log.error("job %s delivered after its hold was %s", job_id, resolution.status)
+            if loss > 0:
+                await self._book_loss(tx, job_id, loss, "partly_delivered")
             await self.store.jobs.transition(
                 tx,
                 job_id,
@@ -329,6 +586,21 @@ class JobService:
                 notified=True,
             )
 
+    async def _book_loss(self, tx: Tx, job_id: str, loss: int, reason: str) -> None:
+        loss_account = await self.store.ledger.system_account(tx, SYSTEM_VENDOR_LOSS)
+        revenue = await self.store.ledger.system_account(tx, SYSTEM_REVENUE)
+        await self.store.ledger.transfer(
+            tx,
+            f"loss:{job_id}",
+            loss_account.id,
+            revenue.id,
+            loss,
+            "vendor_loss",
+            reason=reason,
+            job_id=job_id,
+            allow_overdraft=True,
+        )
+
     async def fail(
         self,
         job_id: str,
@@ -337,31 +609,23 @@ class JobService:
         loss: int = 0,
         code: str | None = None,
         notified: bool = False,
-    ) -> None:
+        owner: str | None = None,
+    ) -> bool:
         """Release the hold and close the job; book ``loss`` credits the vendor may have
-        billed to the vendor-loss account. Safe to call twice."""
+        billed to the vendor-loss account. Safe to call twice; with ``owner``, only
+        while that worker still holds the job. True if this call ended it."""
         error_code = code or (err.code if isinstance(err, ImagineError) else "error")
         async with self.store.transaction() as tx:
             job = await self.store.jobs.get(tx, job_id)
-            if job is None or job.state in (JobState.SUCCEEDED, JobState.FAILED):
-                return
+            if job is None or job.terminal:
+                return False
+            if owner is not None and job.claimed_by != owner:
+                return False
             if job.hold_id is not None:
                 await self.store.ledger.void(tx, job.hold_id, error_code)
             if loss > 0:
-                loss_account = await self.store.ledger.system_account(tx, SYSTEM_VENDOR_LOSS)
-                revenue = await self.store.ledger.system_account(tx, SYSTEM_REVENUE)
-                await self.store.ledger.transfer(
-                    tx,
-                    f"loss:{job_id}",
-                    loss_account.id,
-                    revenue.id,
-                    loss,
-                    "vendor_loss",
-                    reason=error_code,
-                    job_id=job_id,
-                    allow_overdraft=True,
-                )
-            await self.store.jobs.transition(
+                await self._book_loss(tx, job_id, loss, error_code)
+            return await self.store.jobs.transition(
                 tx,
                 job_id,
                 (job.state,),
@@ -371,6 +635,25 @@ class JobService:
                 notified=notified,
             )
 
+    async def tell_failure(self, job_id: str, ctx: JobContext, err: ImagineError) -> None:
+        """The one place a job's failure reaches its user; until it has, the job
+        counts as untold and the sweeper tries again."""
+        frontend = self.frontends.get(ctx.chat.platform)
+        if frontend is None:
+            return
+        try:
+            await frontend.notify(ctx.chat, self.text.error(err, ctx.locale))
+        except Exception as exc:
+            log.warning("could not tell %s about job %s: %s", ctx.user.key, job_id, type(exc).__name__)
+            return
+        await self.acknowledge(job_id)
+
     async def acknowledge(self, job_id: str) -> None:
         async with self.store.transaction() as tx:
             await self.store.jobs.mark_notified(tx, job_id)
+
+
+@contextlib.asynccontextmanager
+async def no_progress() -> AsyncIterator[ProgressCallback | None]:
+    """For frontends that show no status while a job runs."""
+    yield None

@@ -5,13 +5,14 @@ becomes chat text; it never shows a vendor body or a secret."""
 from __future__ import annotations
 
 import logging
+import re
 import string
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ImagineError, InvalidRequest
+from core.errors import ImagineError, InvalidRequest, TaskFailed, VendorRejected
 from core.locales import en, zh
 from core.types import Progress
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOCALES: dict[str, dict[str, str]] = {"en": en.MESSAGES, "zh": zh.MESSAGES}
+# A vendor error code safe to show: short, and nothing a chat could render as markup.
+_VENDOR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def normalize_locale(hint: str | None, default: str = "en") -> str:
@@ -59,10 +62,27 @@ class Messages:
 
     def error(self, err: BaseException, locale: str | None = None) -> str:
         if isinstance(err, InvalidRequest) and "kind" in err.params:
-            return self.t(f"invalid.{err.params['kind']}", locale, **err.params)
+            params = dict(err.params)
+            if "n_max" in params:  # option errors list every flag with the real range
+                params["flags"] = self.t("options.flags", locale, n_max=params["n_max"])
+            return self.t(f"invalid.{params['kind']}", locale, **params)
+        if isinstance(err, VendorRejected | TaskFailed):
+            return self._vendor_refusal(err, locale)
         if isinstance(err, ImagineError):
             return self.t(err.code, locale, **err.params)
         return self.t("error", locale)
+
+    def _vendor_refusal(self, err: VendorRejected | TaskFailed, locale: str | None) -> str:
+        """One fixed sentence and at most the vendor's short error code: a vendor's
+        text may echo the prompt, a key or anything else, so it stays in the log."""
+        if err.params.get("moderation"):
+            return self.t(f"{err.code}.moderation", locale)
+        raw = err.fail_code if isinstance(err, TaskFailed) else None
+        raw = raw or err.params.get("vendor_code") or err.params.get("status")
+        code = str(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
+        if _VENDOR_CODE.fullmatch(code):
+            return self.t(f"{err.code}.code", locale, vendor_code=code)
+        return self.t(err.code, locale)
 
     # --- progress and results -------------------------------------------------
 

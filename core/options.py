@@ -63,53 +63,78 @@ class ParsedPrompt:
     explicit: frozenset[str]
 
 
-def _check(field: str, value: str) -> str | int:
+# Without a preset (a caller that has none) the largest count any built-in preset takes.
+_DEFAULT_N_MAX = 10
+# Any whitespace-separated word that starts with "--" and a non-dash is a flag: an
+# unknown one is refused, never sent (and billed) as prompt text.
+_FLAG_TOKEN = re.compile(r"--[^-\s]\S*")
+_WORD = re.compile(r"\S+")
+
+
+_UNSHOWN = re.compile(r"[^\w:.-]")
+
+
+def _refuse(kind: str, flag: str, n_max: int) -> InvalidRequest:
+    # The flag is echoed into a chat that may render Markdown: only plain characters.
+    shown = _UNSHOWN.sub("", flag)[:24]
+    return InvalidRequest(f"{kind}: {flag[:100]!r}", kind=kind, option=shown, n_max=n_max)
+
+
+def _check(field: str, flag: str, value: str, n_max: int) -> str | int:
     if field == "resolution":
         value = value.upper()
         if value not in {r.value for r in Resolution}:
-            raise InvalidRequest(
-                "bad option", kind="option", option="--res", why="use 1K, 2K or 4K"
-            )
+            raise _refuse("option_resolution", flag, n_max)
         return value
     if field == "quality":
         value = value.lower()
         if value not in {q.value for q in Quality}:
-            raise InvalidRequest(
-                "bad option", kind="option", option="--q", why="use low, medium or high"
-            )
+            raise _refuse("option_quality", flag, n_max)
         return value
     if field == "n":
-        if not value.isdigit() or not 1 <= int(value) <= 10:
-            raise InvalidRequest(
-                "bad option", kind="option", option="--n", why="use a number from 1 to 10"
-            )
+        if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= n_max:
+            raise _refuse("option_count", flag, n_max)
         return int(value)
     parts = value.split(":")
-    if value != "auto" and (len(parts) != 2 or not all(p.isdigit() and p != "0" for p in parts)):
-        raise InvalidRequest(
-            "bad option", kind="option", option="--ar", why="use a ratio like 16:9"
-        )
+    if value != "auto" and (
+        len(parts) != 2 or not all(p.isascii() and p.isdigit() and p != "0" for p in parts)
+    ):
+        raise _refuse("option_aspect", flag, n_max)
     return value
 
 
-_FLAG_RE = re.compile(
-    r"(?<!\S)(" + "|".join(re.escape(f) for f in _FLAGS) + r")(?:=|\s+)(\S+)?", re.IGNORECASE
-)
+def parse_prompt(text: str, defaults: Defaults, preset: Preset | None = None) -> ParsedPrompt:
+    """Take inline flags out of the prompt; everything else, quotes included, stays.
 
-
-def parse_prompt(text: str, defaults: Defaults) -> ParsedPrompt:
-    """Take inline flags out of the prompt; everything else, quotes included, stays."""
+    A word starting with ``--`` that is no known flag, or a flag without a value, is
+    refused with the list of flags. ``preset`` bounds ``--n`` to what the vendor takes.
+    """
+    n_max = preset.n_max if preset is not None else _DEFAULT_N_MAX
     changes: dict[str, str | int] = {}
-
-    def take(match: re.Match[str]) -> str:
-        flag, value = match.group(1), match.group(2)
-        if value is None or value.startswith("--"):
-            raise InvalidRequest("bad option", kind="option", option=flag, why="it needs a value")
-        field = _FLAGS[flag.lower()]
-        changes[field] = _check(field, value)
-        return ""
-
-    prompt = _FLAG_RE.sub(take, text)
+    cuts: list[tuple[int, int]] = []
+    words = list(_WORD.finditer(text))
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if not _FLAG_TOKEN.fullmatch(word.group()):
+            i += 1
+            continue
+        flag, eq, value = word.group().partition("=")
+        field = _FLAGS.get(flag.lower())
+        if field is None:
+            raise _refuse("unknown_option", flag, n_max)
+        end = word.end()
+        if not eq and i + 1 < len(words) and not words[i + 1].group().startswith("--"):
+            i += 1
+            value, end = words[i].group(), words[i].end()
+        if not value:
+            raise _refuse("option_missing", flag, n_max)
+        changes[field] = _check(field, flag, value, n_max)
+        cuts.append((word.start(), end))
+        i += 1
+    prompt = text
+    for start, end in reversed(cuts):
+        prompt = prompt[:start] + prompt[end:]
     prompt = re.sub(r"[ \t]{2,}", " ", prompt).strip()
     return ParsedPrompt(
         prompt,

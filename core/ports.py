@@ -4,10 +4,13 @@ also for jobs a crash interrupted."""
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from core.types import GeneratedImage, ImageRequest
+from core.sources import SourceRef
+from core.types import GeneratedImage, ImageRequest, SourceImage
+from core.vendors.base import ProgressCallback
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +50,31 @@ class Delivery:
 
 
 class Frontend(Protocol):
+    """What a worker needs from a platform, in any process: it works from
+    ``ChatRef.data`` and the platform's REST API alone, never from a live handler."""
+
     platform: str
 
+    def progress(
+        self, chat: ChatRef, locale: str
+    ) -> AbstractAsyncContextManager[ProgressCallback | None]:
+        """The job's status message while it runs; closed (no edit lands any more)
+        before the result is handed over. ``None``: the platform shows no progress
+        (the vendor then need not stream previews)."""
+        ...
+
+    async def fetch_source(self, ref: SourceRef) -> bytes:
+        """The bytes of one of this platform's source references."""
+        ...
+
+    async def publish(self, job_id: str, sources: tuple[SourceImage, ...]) -> tuple[SourceImage, ...]:
+        """Give sources without a public URL one, for vendors that fetch inputs by
+        URL; the sources as they are when the platform has no links of its own."""
+        ...
+
     async def deliver(self, delivery: Delivery) -> None:
-        """Post the images. Raising means nothing was delivered: the user is not charged."""
+        """Post the images. Raising means nothing was delivered: the user is not charged.
+        ``DeliveryIncomplete`` says some images did reach the user."""
         ...
 
     async def notify(self, chat: ChatRef, text: str) -> None:

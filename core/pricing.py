@@ -7,6 +7,7 @@ vendor's reported ``usage`` where it bills by token, never more than the hold.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -15,8 +16,13 @@ from core.types import ImageRequest, Usage
 from core.vendors.preset import Preset, PriceTable
 from core.vendors.sizing import VendorSize, check_request
 
+log = logging.getLogger(__name__)
+
 # Upper bound of input tokens per source image at high input fidelity.
 _SOURCE_IMAGE_TOKENS = 6_500
+# Reported output below this share of the tokens the per-image estimate stands for
+# cannot have produced an image of that size and quality (real usage sits near half).
+_MIN_OUTPUT_SHARE = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +68,7 @@ def quote(preset: Preset, request: ImageRequest) -> Quote:
     if preset.price.mode == "tokens":
         table = preset.price
         text_tokens = len(request.prompt) // 2 + 16  # generous: CJK runs ~1 token per char
-        image_tokens = _SOURCE_IMAGE_TOKENS * (len(request.sources) + (request.mask is not None))
+        image_tokens = _SOURCE_IMAGE_TOKENS * (request.source_count + request.has_mask)
         input_estimate = _with_markup(
             (text_tokens * table.text_in_per_mtok + image_tokens * table.image_in_per_mtok)
             / 1_000_000,
@@ -71,20 +77,61 @@ def quote(preset: Preset, request: ImageRequest) -> Quote:
     return Quote(per_image, request.n, size, input_estimate)
 
 
+def _min_output_tokens(table: PriceTable, q: Quote) -> int:
+    """The fewest output tokens one delivered image can plausibly have cost: a share
+    of the tokens the per-image estimate stands for. Below that the reported usage
+    does not explain the images and is not believed."""
+    if table.image_out_per_mtok <= 0:
+        return 1
+    base_credits = q.per_image * 100 / (100 + max(0, table.markup_percent))
+    estimate_tokens = base_credits * 1_000_000 / table.image_out_per_mtok
+    return max(1, int(estimate_tokens * _MIN_OUTPUT_SHARE))
+
+
+def _token_cost(preset: Preset, q: Quote, usage: Usage | None, delivered: int) -> int:
+    table = preset.price
+    estimate = q.per_image * delivered
+    if usage is None:
+        log.warning(
+            "%s reported no usage for %d image(s); charging the per-image estimate %d",
+            preset.name,
+            delivered,
+            estimate,
+        )
+        return estimate
+    u = usage.clamped()
+    needed = _min_output_tokens(table, q) * delivered
+    if u.output_tokens < needed:
+        log.warning(
+            "%s usage (input %d, output %d, total %d tokens) cannot explain %d image(s) "
+            "of %s, which need at least %d output tokens; charging the per-image estimate %d",
+            preset.name,
+            u.input_tokens,
+            u.output_tokens,
+            u.total_tokens,
+            delivered,
+            q.size.size,
+            needed,
+            estimate,
+        )
+        return estimate
+    text_in = u.input_text_tokens or max(0, u.input_tokens - u.input_image_tokens)
+    credits = (
+        text_in * table.text_in_per_mtok
+        + u.cached_text_tokens * table.cached_text_in_per_mtok
+        + u.input_image_tokens * table.image_in_per_mtok
+        + u.output_tokens * table.image_out_per_mtok
+    ) / 1_000_000
+    return _with_markup(credits, table)
+
+
 def actual_cost(preset: Preset, q: Quote, usage: Usage | None, delivered: int) -> int:
-    """What the user pays for ``delivered`` images; never above the hold."""
+    """What the user pays for ``delivered`` images: never negative, never above the
+    hold, and never an exception, whatever ``usage`` a vendor sent."""
     if delivered <= 0:
         return 0
-    table = preset.price
-    if table.mode == "tokens" and usage is not None and usage.total_tokens > 0:
-        text_in = usage.input_text_tokens or max(0, usage.input_tokens - usage.input_image_tokens)
-        credits = (
-            text_in * table.text_in_per_mtok
-            + usage.cached_text_tokens * table.cached_text_in_per_mtok
-            + usage.input_image_tokens * table.image_in_per_mtok
-            + usage.output_tokens * table.image_out_per_mtok
-        ) / 1_000_000
-        cost = _with_markup(credits, table)
+    if preset.price.mode == "tokens":
+        cost = _token_cost(preset, q, usage, delivered)
     else:
         cost = q.per_image * delivered
-    return min(cost, q.hold)
+    return max(0, min(cost, q.hold))

@@ -7,6 +7,7 @@ start-up with one sentence naming it (``ConfigError``), never a traceback.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -30,7 +31,10 @@ class Settings:
     output_dir: Path
     admin_ids: frozenset[str]
     welcome_credits: int
-    vendor_concurrency: int
+    vendor_concurrency_max: int
+    worker_jobs: int
+    job_lease: float
+    queue_timeout: float
     user_max_active_jobs: int
     user_jobs_per_minute: int
     max_image_bytes: int
@@ -115,6 +119,16 @@ def _url(source: Mapping[str, str | None], name: str) -> str | None:
     return raw.rstrip("/") if raw else None
 
 
+# Every form a user key takes (core.ports.UserRef.key); anything else never matches.
+_ADMIN_FORMS = {
+    "telegram": re.compile(r"\d{1,20}"),
+    "discord": re.compile(r"\d{1,20}"),
+    "console": re.compile(r"local"),
+    "cli": re.compile(r"[A-Za-z0-9_.-]{1,64}"),
+}
+_ADMIN_EXPECTED = "telegram:<numeric id>, discord:<numeric id>, console:local or cli:<name>"
+
+
 def _admin_ids(raw: str | None) -> frozenset[str]:
     ids: set[str] = set()
     for item in (raw or "").split(","):
@@ -122,12 +136,15 @@ def _admin_ids(raw: str | None) -> frozenset[str]:
         if not item:
             continue
         platform, sep, uid = item.partition(":")
-        if not sep or not platform or not uid:
+        platform, uid = platform.strip().lower(), uid.strip()
+        form = _ADMIN_FORMS.get(platform)
+        if not sep or form is None or not form.fullmatch(uid):
             raise ConfigError(
-                f"ADMIN_USER_IDS entries look like telegram:123 or discord:456, not {item!r}.",
+                f"ADMIN_USER_IDS entry {item!r} can never match a user; entries look like "
+                f"{_ADMIN_EXPECTED} (a Telegram @username is not an id: ask @userinfobot).",
                 setting="ADMIN_USER_IDS",
             )
-        ids.add(f"{platform.strip().lower()}:{uid.strip()}")
+        ids.add(f"{platform}:{uid}")
     return frozenset(ids)
 
 
@@ -269,10 +286,10 @@ def load_settings(
             f"VENDOR_API_KEY is required for VENDOR={preset.name}.", setting="VENDOR_API_KEY"
         )
     database_url = _env(merged, "DATABASE_URL", "sqlite:///data/imagine-bot.sqlite3") or ""
-    if not database_url.startswith("sqlite:///"):
+    if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError(
-            "DATABASE_URL must look like sqlite:///data/imagine-bot.sqlite3 "
-            "(other databases are not supported yet).",
+            "DATABASE_URL must look like sqlite:///data/imagine-bot.sqlite3 or "
+            "postgresql://user:password@host:5432/dbname.",
             setting="DATABASE_URL",
         )
     max_mb = _int(merged, "MAX_IMAGE_MB", 20, minimum=1)
@@ -296,7 +313,13 @@ def load_settings(
         admin_ids=_admin_ids(_env(merged, "ADMIN_USER_IDS")),
         # With the mock vendor credits cost nothing real: give a newcomer some to try.
         welcome_credits=_int(merged, "WELCOME_CREDITS", 100 if preset.style == "mock" else 0),
-        vendor_concurrency=_int(merged, "VENDOR_CONCURRENCY", 16, minimum=1),
+        # The adaptive limit on vendor calls starts here and only comes down when the
+        # vendor pushes back: high enough that a burst of a few hundred users is
+        # not queued behind a healthy vendor.
+        vendor_concurrency_max=_int(merged, "VENDOR_CONCURRENCY_MAX", 256, minimum=1),
+        worker_jobs=_int(merged, "WORKER_JOBS", 256, minimum=1),
+        job_lease=_float(merged, "JOB_LEASE_SECONDS", 30.0),
+        queue_timeout=_float(merged, "QUEUE_TIMEOUT", 900.0),
         user_max_active_jobs=_int(merged, "USER_MAX_ACTIVE_JOBS", 2, minimum=1),
         user_jobs_per_minute=_int(merged, "USER_JOBS_PER_MINUTE", 10, minimum=1),
         max_image_bytes=max_mb * 1024 * 1024,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
+
+from core.sources import SourceRef
 
 
 class Quality(enum.StrEnum):
@@ -65,10 +68,46 @@ class ImageRequest:
     output_format: OutputFormat | None = None
     # An opaque per-user tag some vendors accept for abuse tracking (OpenAI's ``user``).
     user_tag: str | None = None
+    # Queued jobs carry references; a worker turns them into ``sources``/``mask``.
+    refs: tuple[SourceRef, ...] = ()
+    mask_ref: SourceRef | None = None
 
     @property
     def is_edit(self) -> bool:
-        return bool(self.sources)
+        return bool(self.sources or self.refs)
+
+    @property
+    def source_count(self) -> int:
+        return len(self.sources) or len(self.refs)
+
+    @property
+    def has_mask(self) -> bool:
+        return self.mask is not None or self.mask_ref is not None
+
+
+# No image call bills a billion tokens; a bigger figure is a broken or hostile vendor.
+MAX_TOKENS = 10**9
+
+
+def token_count(value: object) -> int | None:
+    """A vendor's token figure as an int in 0..MAX_TOKENS, or None when it is not a
+    whole finite number (treated as missing rather than guessed at)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            return None
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text.isascii() or not text.isdigit() or len(text) > 12:
+            return None
+        number = int(text)
+    else:
+        return None
+    return min(max(number, 0), MAX_TOKENS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +120,23 @@ class Usage:
     cached_text_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
+
+    def clamped(self) -> Usage:
+        """The same figures, each forced into 0..MAX_TOKENS (non-numbers become 0), so
+        pricing never trusts a value it did not check."""
+        return Usage(
+            **{name: token_count(getattr(self, name)) or 0 for name in _USAGE_FIELDS}
+        )
+
+
+_USAGE_FIELDS = (
+    "input_tokens",
+    "input_text_tokens",
+    "input_image_tokens",
+    "cached_text_tokens",
+    "output_tokens",
+    "total_tokens",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,8 @@
 
 This package is the only place that speaks SQL.  Callers depend on the Protocols
 and value types in ``storage.interfaces`` and obtain a ``Store`` from
-``open_store(url)``; the backend (SQLite today, PostgreSQL later) is chosen by the
-URL scheme.  It must never import ``core``, ``bots`` or a chat SDK.
+``open_store(url)``; the backend (SQLite or PostgreSQL) is chosen by the URL
+scheme.  It must never import ``core``, ``bots`` or a chat SDK.
 """
 
 from __future__ import annotations
@@ -51,10 +51,17 @@ async def open_store(url: str, *, clock: Callable[[], float] = time.time) -> Sto
     """Open the database named by ``url`` and bring its schema up to date.
 
     Accepts ``sqlite:///relative/path.sqlite3``, ``sqlite:////absolute/path`` or a
-    plain path (parent directories are created).  ``clock`` supplies the unix
-    timestamps written to rows (tests inject a fake clock).
+    plain path (parent directories are created), and
+    ``postgresql://user:password@host:5432/dbname`` (or ``postgres://``).
+    ``clock`` supplies the unix timestamps written to rows (tests inject a fake
+    clock).
     """
     # Imported lazily so importing storage.interfaces never loads a driver.
+    scheme = url.strip().partition("://")[0].lower()
+    if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
+        from storage.postgres.store import open_postgres_store
+
+        return await open_postgres_store(url, clock=clock)
     from storage.sqlite.opening import open_sqlite_store, parse_sqlite_url
 
     return await open_sqlite_store(parse_sqlite_url(url), clock=clock)

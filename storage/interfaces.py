@@ -70,6 +70,17 @@ JOB_STATES: tuple[str, ...] = tuple(s.value for s in JobState)
 TERMINAL_STATES: tuple[str, ...] = (JobState.SUCCEEDED.value, JobState.FAILED.value)
 ACTIVE_STATES: tuple[str, ...] = tuple(s for s in JOB_STATES if s not in TERMINAL_STATES)
 JOB_KINDS: tuple[str, ...] = ("generate", "edit")
+CLAIMED_STATES: tuple[str, ...] = (
+    JobState.RESERVED.value,
+    JobState.SUBMITTING.value,
+    JobState.POLLING.value,
+)
+"""States in which a claimed job occupies a vendor slot (see ``JobRepo.claim``)."""
+VENDOR_LIMIT = "vendor"
+"""Name of the shared concurrency limit on vendor calls (``LimitRepo``)."""
+MAX_AMOUNT = 10**12
+"""The largest credit amount any single movement may carry: far above any real
+balance, far below 2**63, so sums of amounts can never leave integer range."""
 JOB_MUTABLE_FIELDS: frozenset[str] = frozenset(
     {"vendor_ref", "attempts", "result", "cost", "error", "hold_id", "notified", "estimate"}
 )
@@ -202,10 +213,31 @@ class JobRecord:
     created_at: float = 0.0
     """0.0 on insert = 'now'."""
     updated_at: float = 0.0
+    queue: str = ""
+    """Which workers may run the job ('' on insert = ``platform``): a worker serves
+    the queues of the platforms it can deliver to."""
+    claimed_by: str | None = None
+    """The worker holding the job's lease, if any."""
+    lease_until: float | None = None
+    """Unix time the lease runs out unless renewed; an expired lease is recovered."""
 
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A concurrency limit shared by every process on the database."""
+
+    name: str
+    value: int
+    """How many claims may hold a slot at once now (1 <= value <= ceiling)."""
+    ceiling: int
+    not_before: float
+    """No new claim before this unix time (a vendor's Retry-After)."""
+    cut_at: float
+    """When ``value`` was last halved."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,8 +338,19 @@ class JobRepo(Protocol):
     async def insert(self, tx: Tx, job: JobRecord) -> JobRecord: ...
     async def get(self, tx: Tx, job_id: str) -> JobRecord | None: ...
     async def transition(
-        self, tx: Tx, job_id: str, from_states: Sequence[str], to_state: str, **fields: object
-    ) -> bool: ...
+        self,
+        tx: Tx,
+        job_id: str,
+        from_states: Sequence[str],
+        to_state: str,
+        *,
+        owner: str | None = None,
+        **fields: object,
+    ) -> bool:
+        """Compare-and-swap on the state; with ``owner`` also on the claim, so a
+        worker whose job was taken over changes nothing. A move to a terminal state
+        drops the claim."""
+        ...
     async def update(self, tx: Tx, job_id: str, **fields: object) -> bool: ...
     async def in_states(
         self, tx: Tx, states: Sequence[str], *, older_than: float | None = None, limit: int = 100
@@ -318,9 +361,71 @@ class JobRepo(Protocol):
     async def count_since(self, tx: Tx, account_id: int, since: float) -> int: ...
     async def mark_notified(self, tx: Tx, job_id: str) -> bool: ...
     async def unnotified_terminal(self, tx: Tx, limit: int = 100) -> list[JobRecord]: ...
-    async def claim_next(
-        self, tx: Tx, states: Sequence[str], worker_id: str, *, stale_before: float | None = None
-    ) -> JobRecord | None: ...
+
+    # --- the queue: claims with leases -----------------------------------------
+    async def claim(
+        self,
+        tx: Tx,
+        queues: Sequence[str],
+        worker_id: str,
+        *,
+        lease_until: float,
+        limit: str | None = VENDOR_LIMIT,
+    ) -> JobRecord | None:
+        """Claim one queued job (RESERVED, unclaimed) from ``queues`` for
+        ``worker_id`` until ``lease_until``. Fair order: the account with the fewest
+        claimed jobs first, then the oldest job. With ``limit``, only while fewer
+        live claims than the limit's value hold a slot (``CLAIMED_STATES``, lease
+        not expired) and its ``not_before`` has passed; claimers serialise on the
+        limit so every process together stays under it. None when nothing can be
+        claimed."""
+        ...
+    async def renew(
+        self, tx: Tx, worker_id: str, job_ids: Sequence[str], lease_until: float
+    ) -> list[str]:
+        """Extend the leases ``worker_id`` still holds; returns those ids."""
+        ...
+    async def release(self, tx: Tx, job_id: str, worker_id: str) -> bool:
+        """Give a claimed job that never reached the vendor back to the queue."""
+        ...
+    async def expired_claims(self, tx: Tx, now: float, limit: int = 100) -> list[JobRecord]:
+        """Non-terminal claimed jobs whose lease ran out before ``now``."""
+        ...
+    async def take_over(
+        self, tx: Tx, job_id: str, worker_id: str, *, now: float, lease_until: float
+    ) -> JobRecord | None:
+        """Claim ``job_id`` for ``worker_id`` only if it is unclaimed or its lease
+        expired before ``now`` (compare-and-swap); None if someone holds it."""
+        ...
+    async def queued(
+        self, tx: Tx, queues: Sequence[str] | None = None, limit: int = 500
+    ) -> list[JobRecord]:
+        """Unclaimed RESERVED jobs in claim order (for queue positions)."""
+        ...
+    async def in_flight(self, tx: Tx, now: float) -> int:
+        """Live claims holding a vendor slot (see ``claim``)."""
+        ...
+
+
+class LimitRepo(Protocol):
+    """Shared, adaptive concurrency limits (additive increase, multiplicative
+    decrease), one row per name, read and changed by every process."""
+
+    async def ensure(self, tx: Tx, name: str, *, initial: int, ceiling: int) -> Limit:
+        """Create the limit at ``initial`` if missing; a changed ceiling applies (the
+        value is clamped to it)."""
+        ...
+    async def get(self, tx: Tx, name: str) -> Limit | None: ...
+    async def grow(self, tx: Tx, name: str, step: int = 1) -> Limit | None:
+        """One more slot, up to the ceiling (after a call that succeeded)."""
+        ...
+    async def cut(
+        self, tx: Tx, name: str, *, now: float, not_before: float = 0.0, window: float = 1.0
+    ) -> Limit | None:
+        """Halve the value (never below 1) unless it was cut less than ``window``
+        seconds ago (one burst of failures is one signal); ``not_before`` (a
+        Retry-After) only ever moves later."""
+        ...
 
 
 class AuditRepo(Protocol):
@@ -347,6 +452,7 @@ class Store(Protocol):
     jobs: JobRepo
     audit: AuditRepo
     flags: FlagRepo
+    limits: LimitRepo
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """Writable unit of work: BEGIN IMMEDIATE ... COMMIT, ROLLBACK on exception."""
@@ -356,20 +462,34 @@ class Store(Protocol):
         """Read-only consistent snapshot (no write lock taken)."""
         ...
 
+    async def notify_jobs(self) -> None:
+        """Wake the workers waiting in ``wait_jobs`` (after a queued job or a freed
+        slot was committed): in this process at once, in others as the backend can
+        (PostgreSQL: NOTIFY; SQLite: they poll)."""
+        ...
+
+    async def wait_jobs(self, timeout: float) -> None:  # noqa: ASYNC109 (a bounded wait is the point)
+        """Return when ``notify_jobs`` was called (here or, where the backend can
+        tell, elsewhere), or after ``timeout`` seconds."""
+        ...
+
     async def close(self) -> None: ...
 
 
 __all__ = [
     "ACTIVE_STATES",
+    "CLAIMED_STATES",
     "JOB_KINDS",
     "JOB_MUTABLE_FIELDS",
     "JOB_STATES",
+    "MAX_AMOUNT",
     "SYSTEM_ACCOUNTS",
     "SYSTEM_REVENUE",
     "SYSTEM_TOPUP",
     "SYSTEM_VENDOR_LOSS",
     "SYSTEM_WELCOME",
     "TERMINAL_STATES",
+    "VENDOR_LIMIT",
     "Account",
     "AccountKind",
     "AccountNotFound",
@@ -388,6 +508,8 @@ __all__ = [
     "JobRepo",
     "JobState",
     "LedgerRepo",
+    "Limit",
+    "LimitRepo",
     "Resolution",
     "ResolutionStatus",
     "StorageError",

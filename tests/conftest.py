@@ -4,6 +4,7 @@ built by the real composition root, and a recording frontend."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -15,6 +16,10 @@ from core.app import Imagine
 from core.bootstrap import build_app
 from core.ports import ChatRef, Delivery
 from core.settings import Settings, load_settings
+from core.sources import SourceRef
+from core.types import Progress, SourceImage
+from core.vendors.base import ProgressCallback
+from tests.pg import pg_server, pg_url  # noqa: F401  (fixtures: a throwaway PostgreSQL)
 
 
 class RecordingFrontend:
@@ -25,8 +30,31 @@ class RecordingFrontend:
         self.deliveries: list[Delivery] = []
         self.notices: list[tuple[ChatRef, str]] = []
         self.alerts: list[str] = []
+        self.progress_seen: list[Progress] = []
+        self.watch = False
+        # Bytes of the "test" platform's source references, by reference.
+        self.sources: dict[str, bytes] = {}
         self.fail = False
+        self.unreachable = False
         self.block: asyncio.Event | None = None
+
+    @contextlib.asynccontextmanager
+    async def progress(
+        self, chat: ChatRef, locale: str
+    ) -> AsyncIterator[ProgressCallback | None]:
+        async def seen(progress: Progress) -> None:
+            self.progress_seen.append(progress)
+
+        # Watching makes streaming vendors stream; most tests want the plain call.
+        yield seen if self.watch else None
+
+    async def fetch_source(self, ref: SourceRef) -> bytes:
+        return self.sources[ref.ref]
+
+    async def publish(
+        self, job_id: str, sources: tuple[SourceImage, ...]
+    ) -> tuple[SourceImage, ...]:
+        return sources
 
     async def deliver(self, delivery: Delivery) -> None:
         if self.block is not None:
@@ -36,6 +64,8 @@ class RecordingFrontend:
         self.deliveries.append(delivery)
 
     async def notify(self, chat: ChatRef, text: str) -> None:
+        if self.unreachable:
+            raise ConnectionError("the platform is unreachable")
         self.notices.append((chat, text))
 
     async def alert_admins(self, text: str) -> None:
@@ -49,7 +79,7 @@ def base_env(tmp_path: Path, **extra: Any) -> dict[str, str]:
         "OUTPUT_DIR": str(tmp_path / "out"),
         "MOCK_LATENCY": "0",
         "WELCOME_CREDITS": "0",
-        "ADMIN_USER_IDS": "test:admin",
+        "ADMIN_USER_IDS": "cli:admin",
     }
     env.update({k: str(v) for k, v in extra.items()})
     return env

@@ -13,6 +13,7 @@ import logging
 import discord
 from discord.ext import commands
 
+from core import redaction
 from core.app import Imagine
 from core.errors import ConfigError
 
@@ -27,6 +28,9 @@ def _token(app: Imagine) -> str:
     token = app.settings.discord_token
     if not token:
         raise ConfigError("DISCORD_BOT_TOKEN is not set.", setting="DISCORD_BOT_TOKEN")
+    # discord.py logs gateway and HTTP failures; whoever started logging, scrub it.
+    redaction.add_secrets(token)
+    redaction.install()
     return token
 
 

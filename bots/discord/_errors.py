@@ -9,13 +9,13 @@ catalogue's generic apology. Interactions that were deferred publicly have their
 from __future__ import annotations
 
 import logging
-import re
 import traceback
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 
+from core import redaction
 from core.errors import ImagineError
 
 from ._context import app_of
@@ -26,12 +26,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Interaction and webhook tokens appear in URLs; they are credentials for 15 minutes.
-_TOKEN_IN_URL = re.compile(r"/(interactions|webhooks)/(\d+)/[A-Za-z0-9._\-]+")
-
 
 def redact(text: str) -> str:
-    return _TOKEN_IN_URL.sub(r"/\1/\2/<token>", text)
+    """Interaction and webhook tokens in URLs (credentials for 15 minutes), the bot
+    token and every other configured secret scrubbed; see ``core.redaction``."""
+    return redaction.redact(text)
 
 
 def unwrap(error: BaseException) -> BaseException:

@@ -47,6 +47,17 @@ async def result_files(
     return image_files(await fit_images(images, per_file), stem)
 
 
+def plain_text(text: str) -> str:
+    """User (or vendor) text shown literally: the prompt and ``revised_prompt`` must
+    not render as a masked link ``[x](http://evil)``, a header or a mention under the
+    bot's name."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+
+
 def caption_embed(caption: str) -> discord.Embed:
-    # An embed description holds 4096 characters; core's captions are far shorter.
-    return discord.Embed(description=caption[:4096], colour=EMBED_COLOUR)
+    # Core's caption wording has no Markdown of its own, so escaping all of it only
+    # neutralises the prompt and the revised prompt inside it.
+    description = plain_text(caption)
+    if len(description) > 4096:  # an embed description's limit
+        description = description[:4095].rstrip("\\") + "…"
+    return discord.Embed(description=description, colour=EMBED_COLOUR)

@@ -56,7 +56,7 @@ def build_application(app: Imagine) -> TelegramApp:
     settings = app.settings
     if not settings.telegram_token:
         raise ConfigError("TELEGRAM_BOT_TOKEN is not set.", setting="TELEGRAM_BOT_TOKEN")
-    install_log_filter(settings.telegram_token)
+    install_log_filter(settings.telegram_token, settings.telegram_webhook_secret)
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_token)

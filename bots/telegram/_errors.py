@@ -4,53 +4,39 @@ logs request URLs at INFO), and file URLs carry it too."""
 from __future__ import annotations
 
 import logging
-import re
 
 from telegram import Update
 from telegram.ext import ContextTypes
 
-log = logging.getLogger(__name__)
+from core import redaction
 
-# "bot<id>:<secret>" as it appears in Bot API and file URLs.
-_TOKEN_RE = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
-_URL_TOKEN_RE = re.compile(r"(/(?:file/)?bot)[^/\s]+")
+log = logging.getLogger(__name__)
 
 
 def redact(text: str) -> str:
-    text = _URL_TOKEN_RE.sub(r"\1<token>", text)
-    return _TOKEN_RE.sub("<token>", text)
+    """``text`` with the bot token (raw, URL-encoded or inside a URL) and every other
+    configured secret scrubbed; delegates to ``core.redaction``."""
+    return redaction.redact(text)
 
 
-class RedactTokenFilter(logging.Filter):
-    """Rewrites log records so a bot token never reaches a log line."""
+class RedactTokenFilter(redaction.SecretFilter):
+    """The shared secret filter, registering ``token`` first (kept for callers that
+    attach a filter themselves)."""
 
     def __init__(self, token: str | None = None) -> None:
         super().__init__()
         self.token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is the logging module's business
-            return True
-        clean = redact(message)
-        if self.token:
-            clean = clean.replace(self.token, "<token>")
-        if clean != message:
-            record.msg, record.args = clean, None
-        return True
+        redaction.add_secrets(token)
 
 
-_FILTERED: set[str] = set()
+def install_log_filter(token: str | None, *secrets: str | None) -> None:
+    """Scrub ``token`` (and ``secrets``, e.g. the webhook secret) from every log line
+    (idempotent).
 
-
-def install_log_filter(token: str | None) -> None:
-    """Attach the filter to the loggers that may print URLs (idempotent)."""
-    for name in ("httpx", "httpcore", "telegram", "telegram.ext", "bots.telegram"):
-        if name in _FILTERED:
-            continue
-        logging.getLogger(name).addFilter(RedactTokenFilter(token))
-        _FILTERED.add(name)
+    The filter goes on the root logger's handlers: a filter on a logger such as
+    ``telegram.ext`` would not run for its children (``telegram.ext.Updater``)."""
+    redaction.add_secrets(token, *secrets)
+    redaction.install()
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -126,7 +126,12 @@ def envelope_error(code: object, message: object) -> VendorError:
         return VendorMisconfigured(detail)
     if code in (409, 429) or any(w in lowered for w in _BUSY_WORDS):
         return VendorBusy(detail)
-    return VendorRejected(plain_reason(message), detail=detail)
+    refused = VendorRejected(plain_reason(message), detail=detail)
+    if http.is_moderation(str(code), text):
+        refused.params["moderation"] = True
+    if isinstance(code, int | str) and not isinstance(code, bool):
+        refused.params.setdefault("vendor_code", str(code))
+    return refused
 
 
 class EnvelopeVendor:

@@ -35,7 +35,6 @@ import base64
 import email.utils
 import json
 import logging
-import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -43,6 +42,7 @@ from typing import Any
 
 import httpx
 
+from core import redaction
 from core.errors import (
     VendorBusy,
     VendorError,
@@ -101,7 +101,13 @@ _BACKOFF_BASE = 0.5
 # --- clients ------------------------------------------------------------------------
 
 
-def build_client(preset: Preset, *, api_key: str, max_connections: int = 100) -> httpx.AsyncClient:
+def build_client(
+    preset: Preset,
+    *,
+    api_key: str,
+    max_connections: int = 100,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
     """The authenticated client for one vendor; relative URLs join ``preset.base_url``."""
     return httpx.AsyncClient(
         base_url=preset.base_url,
@@ -112,7 +118,7 @@ def build_client(preset: Preset, *, api_key: str, max_connections: int = 100) ->
             write=60.0,
             pool=preset.request_timeout,
         ),
-        transport=AiohttpTransport(max_connections),
+        transport=transport or AiohttpTransport(max_connections),
         follow_redirects=False,
     )
 
@@ -422,7 +428,9 @@ def _map_status(
     on_create: bool,
 ) -> VendorError:
     if is_moderation(code, message):
-        return VendorRejected(MODERATION_REASON, detail=detail)
+        refused = VendorRejected(MODERATION_REASON, detail=detail)
+        refused.params["moderation"] = True
+        return refused
     if status in (400, 422) or (200 <= status < 300):
         reason = plain or f"The image service rejected the request (HTTP {status})."
         return VendorRejected(reason, detail=detail)
@@ -506,37 +514,14 @@ def data_url(image: SourceImage) -> str:
 
 # --- logging --------------------------------------------------------------------------------
 
-_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?i)\bBearer\s+[A-Za-z0-9._~+/=\-]+"), "Bearer [REDACTED]"),
-    (re.compile(r"\bsk-[A-Za-z0-9_\-]{4,}"), "sk-[REDACTED]"),
-    (re.compile(r"/bot\d+:[A-Za-z0-9_\-]+"), "/bot[REDACTED]"),
-)
-
-
 def redact(text: str) -> str:
-    """``text`` with bearer tokens, ``sk-`` keys and Telegram bot tokens scrubbed."""
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+    """``text`` with bearer tokens, ``sk-`` keys, bot tokens and every configured
+    secret scrubbed (see ``core.redaction``)."""
+    return redaction.redact(text)
 
 
-class RedactingFilter(logging.Filter):
-    """Scrubs secrets from log records (attach to handlers or loggers)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):
-            message = str(record.msg)
-        cleaned = redact(message)
-        if cleaned != message or record.args:
-            record.msg = cleaned
-            record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        return True
+# Kept for callers that attach it themselves; the one filter lives in core.redaction.
+RedactingFilter = redaction.SecretFilter
 
 
 def quiet_http_loggers() -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
+import hmac
 import logging
 from typing import Any
 
@@ -27,6 +29,7 @@ from core.errors import (
 )
 from core.images import read_output, read_outputs
 from core.types import (
+    MAX_TOKENS,
     Background,
     GeneratedImage,
     ImageRequest,
@@ -35,6 +38,7 @@ from core.types import (
     Progress,
     SourceImage,
     Usage,
+    token_count,
 )
 from core.vendors import http, sse
 from core.vendors.base import ProgressCallback, SubmittedCallback
@@ -49,31 +53,38 @@ URL_NOT_AVAILABLE = "image_url_not_available"
 
 
 def _int(value: object) -> int:
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    # int(float("inf")) raises: a hostile number must not end a job that succeeded.
+    return token_count(value) or 0
+
+
+def _tokens(raw: dict[str, Any], *names: str) -> int:
+    """The first of ``names`` that holds a believable token count (chat-style
+    vendors say ``prompt_tokens``/``completion_tokens``); 0 if none does."""
+    for name in names:
+        count = token_count(raw.get(name))
+        if count is not None:
+            return count
     return 0
 
 
 def parse_usage(raw: object) -> Usage | None:
-    """``usage`` of an images answer (or a ``*.completed`` event) as ``Usage``."""
+    """``usage`` of an images answer (or a ``*.completed`` event) as ``Usage``.
+
+    Every figure is clamped to 0..MAX_TOKENS and anything that is not a whole finite
+    number counts as missing: a vendor's body must never make pricing raise or pay
+    the user back."""
     if not isinstance(raw, dict):
         return None
-    details = raw.get("input_tokens_details")
+    details = raw.get("input_tokens_details") or raw.get("prompt_tokens_details")
     details = details if isinstance(details, dict) else {}
-    input_tokens = _int(raw.get("input_tokens"))
-    output_tokens = _int(raw.get("output_tokens"))
-    total = _int(raw.get("total_tokens")) or input_tokens + output_tokens
+    input_tokens = _tokens(raw, "input_tokens", "prompt_tokens")
+    output_tokens = _tokens(raw, "output_tokens", "completion_tokens")
+    total = _tokens(raw, "total_tokens") or min(input_tokens + output_tokens, MAX_TOKENS)
     return Usage(
         input_tokens=input_tokens,
-        input_text_tokens=_int(details.get("text_tokens")),
-        input_image_tokens=_int(details.get("image_tokens")),
-        cached_text_tokens=_int(details.get("cached_tokens") or details.get("cached_text_tokens")),
+        input_text_tokens=_tokens(details, "text_tokens"),
+        input_image_tokens=_tokens(details, "image_tokens"),
+        cached_text_tokens=_tokens(details, "cached_tokens", "cached_text_tokens"),
         output_tokens=output_tokens,
         total_tokens=total,
     )
@@ -107,11 +118,16 @@ class OpenAICompatVendor:
         client: httpx.AsyncClient,
         downloader: httpx.AsyncClient,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        user_tag_secret: str | None = None,
     ) -> None:
         self.preset = preset
         self._client = client
         self._downloader = downloader
         self._max_download_bytes = max_download_bytes
+        # Without an explicit secret the key derives from the API key the client sends,
+        # so tags are stable per install and unknown to anyone without that key.
+        secret = user_tag_secret or client.headers.get("Authorization", "") or preset.name
+        self._tag_key = hashlib.sha256(b"imagine-bot user tag\0" + secret.encode()).digest()
 
     # --- ImageVendor ---------------------------------------------------------------
 
@@ -221,11 +237,17 @@ class OpenAICompatVendor:
         if response_format:
             fields["response_format"] = response_format
         if request.user_tag:
-            fields["user"] = request.user_tag
+            fields["user"] = self._opaque_user(request.user_tag)
         if streaming:
             fields["stream"] = True
             fields["partial_images"] = p.partial_images
         return fields
+
+    def _opaque_user(self, user_key: str) -> str:
+        """OpenAI's ``user`` wants a stable id for abuse reports, not the platform id
+        (a Telegram or Discord id names the person): a keyed hash of it."""
+        digest = hmac.new(self._tag_key, user_key.encode(), hashlib.sha256).hexdigest()
+        return f"u-{digest[:32]}"
 
     def _image_ref(self, image: SourceImage) -> str:
         return image.public_url or http.data_url(image)

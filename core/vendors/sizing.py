@@ -64,14 +64,14 @@ def check_request(preset: Preset, request: ImageRequest) -> VendorSize:
             value=request.quality.value,
             supported=", ".join(preset.qualities),
         )
-    if len(request.sources) > preset.max_input_images:
+    if request.source_count > preset.max_input_images:
         raise Unsupported(
-            f"{len(request.sources)} input images",
+            f"{request.source_count} input images",
             option="images",
-            value=str(len(request.sources)),
+            value=str(request.source_count),
             supported=str(preset.max_input_images),
         )
-    if request.mask is not None and not preset.supports_mask:
+    if request.has_mask and not preset.supports_mask:
         raise Unsupported("mask", option="mask", value="mask", supported="no mask")
     if (
         request.output_format is not None

@@ -295,10 +295,16 @@ class TaskVendor:
                 return ImageResult(images=result.images, vendor_ref=task_id)
             if state in ("fail", "failed", "error"):
                 fail_code = data.get("failCode")
-                raise TaskFailed(
+                failed = TaskFailed(
                     plain_reason(data.get("failMsg"), fallback="the image service gave no reason"),
                     fail_code=None if fail_code is None else str(fail_code),
                 )
+                fail_msg = data.get("failMsg")
+                if http.is_moderation(
+                    failed.fail_code, fail_msg if isinstance(fail_msg, str) else None
+                ):
+                    failed.params["moderation"] = True
+                raise failed
             if state is not None and not isinstance(state, str):
                 raise VendorUnavailable(
                     f"recordInfo: state {state!r} is not a string", maybe_billed=True

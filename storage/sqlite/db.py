@@ -33,7 +33,7 @@ from typing import Any
 import aiosqlite
 
 from storage.errors import StorageError
-from storage.interfaces import AuditRepo, FlagRepo, JobRepo, LedgerRepo
+from storage.interfaces import AuditRepo, FlagRepo, JobRepo, LedgerRepo, LimitRepo
 from storage.sqlite.audit import SqliteAudit, SqliteFlags
 from storage.sqlite.contexts import (
     COMMITTED,
@@ -46,6 +46,7 @@ from storage.sqlite.contexts import (
 )
 from storage.sqlite.jobs import SqliteJobs
 from storage.sqlite.ledger import SqliteLedger
+from storage.sqlite.limits import SqliteLimits
 from storage.sqlite.tx import SAVEPOINT, Batch, Clock, SqliteTx, shielded
 
 BUSY_TIMEOUT_MS = 10_000
@@ -67,6 +68,9 @@ MAX_BATCH = 64
 """Most logical transactions one physical COMMIT may carry."""
 MAX_BATCH_DELAY = 0.020
 """Seconds after its BEGIN IMMEDIATE after which a batch commits even if others queue."""
+JOB_POLL_INTERVAL = 0.1
+"""Seconds between looks for work queued by another process: SQLite cannot signal
+across processes, and a look is one indexed read on a reader connection."""
 READ_CONNECTIONS = 2
 """Read-only connections serving ``store.read()`` (file databases only)."""
 READ_SNAPSHOT_LINGER = 0.05
@@ -168,6 +172,9 @@ class SqliteStore:
         self.jobs: JobRepo = SqliteJobs(clock)
         self.audit: AuditRepo = SqliteAudit(clock)
         self.flags: FlagRepo = SqliteFlags(clock)
+        self.limits: LimitRepo = SqliteLimits(clock)
+        # Replaced on every notify, so each waiter sees the notifies after it began.
+        self._work = asyncio.Event()
 
     @property
     def path(self) -> str:
@@ -317,6 +324,14 @@ class SqliteStore:
             batch = self._batch
             if batch is not None and batch.begun and not self._closed:
                 await shielded(self._end(batch, None, undo=False, force=True))
+
+    async def notify_jobs(self) -> None:
+        work, self._work = self._work, asyncio.Event()
+        work.set()
+
+    async def wait_jobs(self, timeout: float) -> None:  # noqa: ASYNC109 (the Store protocol)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._work.wait(), min(timeout, JOB_POLL_INTERVAL))
 
     async def close(self) -> None:
         if self._closed:

@@ -15,10 +15,12 @@ from typing import Any, Final
 from storage.errors import IdempotencyConflict, StorageError
 from storage.interfaces import (
     ACTIVE_STATES,
+    CLAIMED_STATES,
     JOB_KINDS,
     JOB_MUTABLE_FIELDS,
     JOB_STATES,
     TERMINAL_STATES,
+    VENDOR_LIMIT,
     JobRecord,
     Tx,
 )
@@ -26,8 +28,12 @@ from storage.sqlite.tx import Clock, sqlite_tx
 
 JOB_COLS: Final = (
     "id, account_id, platform, chat, kind, params, estimate, hold_id, state, vendor_ref, "
-    "attempts, result, cost, error, notified, created_at, updated_at"
+    "attempts, result, cost, error, notified, created_at, updated_at, queue, claimed_by, "
+    "lease_until"
 )
+# Constant state lists inlined into SQL (they come from storage.interfaces, not callers).
+_CLAIMED = "(" + ", ".join(f"'{s}'" for s in CLAIMED_STATES) + ")"
+_TERMINAL = "(" + ", ".join(f"'{s}'" for s in TERMINAL_STATES) + ")"
 
 
 def _job(row: sqlite3.Row) -> JobRecord:
@@ -49,6 +55,9 @@ def _job(row: sqlite3.Row) -> JobRecord:
         notified=bool(row["notified"]),
         created_at=float(row["created_at"]),
         updated_at=float(row["updated_at"]),
+        queue=row["queue"],
+        claimed_by=row["claimed_by"],
+        lease_until=None if row["lease_until"] is None else float(row["lease_until"]),
     )
 
 
@@ -114,10 +123,11 @@ class SqliteJobs:
         updated = job.updated_at or created
         row = await t.fetchone(
             "INSERT INTO jobs (id, account_id, platform, chat, kind, params, estimate, hold_id, "
-            "state, vendor_ref, attempts, result, cost, error, notified, created_at, updated_at) "
+            "state, vendor_ref, attempts, result, cost, error, notified, created_at, updated_at, "
+            "queue) "
             "VALUES (:id, :account_id, :platform, :chat, :kind, :params, :estimate, :hold_id, "
             ":state, :vendor_ref, :attempts, :result, :cost, :error, :notified, :created_at, "
-            ":updated_at) ON CONFLICT (id) DO NOTHING RETURNING id",
+            ":updated_at, :queue) ON CONFLICT (id) DO NOTHING RETURNING id",
             {
                 "id": job.id,
                 "account_id": job.account_id,
@@ -136,6 +146,7 @@ class SqliteJobs:
                 "notified": 1 if job.notified else 0,
                 "created_at": created,
                 "updated_at": updated,
+                "queue": job.queue or job.platform,
             },
         )
         if row is None:
@@ -166,6 +177,7 @@ class SqliteJobs:
             notified=job.notified,
             created_at=created,
             updated_at=updated,
+            queue=job.queue or job.platform,
         )
 
     async def get(self, tx: Tx, job_id: str) -> JobRecord | None:
@@ -173,9 +185,17 @@ class SqliteJobs:
         return None if row is None else _job(row)
 
     async def transition(
-        self, tx: Tx, job_id: str, from_states: Sequence[str], to_state: str, **fields: object
+        self,
+        tx: Tx,
+        job_id: str,
+        from_states: Sequence[str],
+        to_state: str,
+        *,
+        owner: str | None = None,
+        **fields: object,
     ) -> bool:
-        """Move ``job_id`` to ``to_state`` only if it is currently in ``from_states``.
+        """Move ``job_id`` to ``to_state`` only if it is currently in ``from_states``
+        (and, with ``owner``, still claimed by it). A terminal state drops the claim.
 
         Returns False (and changes nothing) if the job is missing or in another state.
         """
@@ -183,10 +203,15 @@ class SqliteJobs:
         to = _state(to_state)
         in_sql, params = _in_list("s", _states(from_states))
         set_sql, set_params = _set_clause(fields)
-        params.update(set_params, id=job_id, to=to, now=self._clock())
+        params.update(set_params, id=job_id, to=to, now=self._clock(), owner=owner)
+        if to in TERMINAL_STATES:
+            set_sql = (set_sql + ", " if set_sql else "") + "claimed_by = NULL, lease_until = NULL"
+        where = f"id = :id AND state IN {in_sql}"
+        if owner is not None:
+            where += " AND claimed_by = :owner"
         row = await t.fetchone(
             f"UPDATE jobs SET state = :to, updated_at = :now{', ' + set_sql if set_sql else ''} "
-            f"WHERE id = :id AND state IN {in_sql} RETURNING id",
+            f"WHERE {where} RETURNING id",
             params,
         )
         return row is not None
@@ -272,27 +297,116 @@ class SqliteJobs:
         )
         return [_job(r) for r in rows]
 
-    async def claim_next(
-        self, tx: Tx, states: Sequence[str], worker_id: str, *, stale_before: float | None = None
-    ) -> JobRecord | None:
-        """Claim the oldest unclaimed job in ``states`` for ``worker_id``.
+    # --- the queue -------------------------------------------------------------------
 
-        Shaped like the future PostgreSQL ``FOR UPDATE SKIP LOCKED`` query; on SQLite
-        BEGIN IMMEDIATE already serialises claimers.  A claim older than
-        ``stale_before`` (unix time) is considered abandoned and may be taken over.
-        The claim does not change ``state``; callers follow up with ``transition``.
-        """
+    async def claim(
+        self,
+        tx: Tx,
+        queues: Sequence[str],
+        worker_id: str,
+        *,
+        lease_until: float,
+        limit: str | None = VENDOR_LIMIT,
+    ) -> JobRecord | None:
+        """See ``JobRepo.claim``. BEGIN IMMEDIATE already serialises every claimer
+        in every process, so counting the live claims here is exact."""
         t = sqlite_tx(tx, write=True)
-        in_sql, params = _in_list("s", _states(states))
-        params.update(worker=worker_id, now=self._clock(), stale=stale_before)
+        if not queues:
+            return None
+        now = self._clock()
+        if limit is not None:
+            row = await t.fetchone(
+                "SELECT value, not_before FROM limits WHERE name = ?", (limit,)
+            )
+            if row is not None:
+                if float(row["not_before"]) > now:
+                    return None
+                if await self.in_flight(t, now) >= int(row["value"]):
+                    return None
+        q_sql, params = _in_list("q", list(queues))
+        params.update(worker=worker_id, now=now, lease=lease_until)
         row = await t.fetchone(
-            "UPDATE jobs SET claimed_by = :worker, claimed_at = :now, updated_at = :now "
-            "WHERE id = (SELECT id FROM jobs "
-            f"            WHERE state IN {in_sql} "
-            "             AND (claimed_by IS NULL "
-            "                  OR (:stale IS NOT NULL AND claimed_at < :stale)) "
-            "            ORDER BY updated_at, id LIMIT 1) "
+            "UPDATE jobs SET claimed_by = :worker, claimed_at = :now, lease_until = :lease "
+            "WHERE id = (SELECT j.id FROM jobs j "
+            "            WHERE j.state = 'RESERVED' AND j.claimed_by IS NULL "
+            f"           AND j.queue IN {q_sql}"
+            "            ORDER BY (SELECT COUNT(*) FROM jobs r WHERE r.account_id = j.account_id"
+            f"                      AND r.claimed_by IS NOT NULL AND r.state IN {_CLAIMED}),"
+            "                     j.created_at, j.id LIMIT 1) "
+            "AND claimed_by IS NULL "
             f"RETURNING {JOB_COLS}",
             params,
         )
         return None if row is None else _job(row)
+
+    async def renew(
+        self, tx: Tx, worker_id: str, job_ids: Sequence[str], lease_until: float
+    ) -> list[str]:
+        if not job_ids:
+            return []
+        t = sqlite_tx(tx, write=True)
+        in_sql, params = _in_list("j", list(job_ids))
+        params.update(worker=worker_id, lease=lease_until)
+        rows = await t.fetchall(
+            f"UPDATE jobs SET lease_until = :lease WHERE id IN {in_sql} "
+            f"AND claimed_by = :worker AND state NOT IN {_TERMINAL} RETURNING id",
+            params,
+        )
+        return [r["id"] for r in rows]
+
+    async def release(self, tx: Tx, job_id: str, worker_id: str) -> bool:
+        row = await sqlite_tx(tx, write=True).fetchone(
+            "UPDATE jobs SET claimed_by = NULL, claimed_at = NULL, lease_until = NULL "
+            "WHERE id = ? AND claimed_by = ? AND state = 'RESERVED' RETURNING id",
+            (job_id, worker_id),
+        )
+        return row is not None
+
+    async def expired_claims(self, tx: Tx, now: float, limit: int = 100) -> list[JobRecord]:
+        rows = await sqlite_tx(tx).fetchall(
+            f"SELECT {JOB_COLS} FROM jobs WHERE claimed_by IS NOT NULL "
+            f"AND state NOT IN {_TERMINAL} AND lease_until < ? ORDER BY lease_until LIMIT ?",
+            (now, limit),
+        )
+        return [_job(r) for r in rows]
+
+    async def take_over(
+        self, tx: Tx, job_id: str, worker_id: str, *, now: float, lease_until: float
+    ) -> JobRecord | None:
+        row = await sqlite_tx(tx, write=True).fetchone(
+            "UPDATE jobs SET claimed_by = :worker, claimed_at = :now, lease_until = :lease "
+            f"WHERE id = :id AND state NOT IN {_TERMINAL} "
+            "AND (claimed_by IS NULL OR lease_until < :now) "
+            f"RETURNING {JOB_COLS}",
+            {"worker": worker_id, "now": now, "lease": lease_until, "id": job_id},
+        )
+        return None if row is None else _job(row)
+
+    async def queued(
+        self, tx: Tx, queues: Sequence[str] | None = None, limit: int = 500
+    ) -> list[JobRecord]:
+        params: dict[str, Any] = {"limit": limit}
+        where = "j.state = 'RESERVED' AND j.claimed_by IS NULL"
+        if queues is not None:
+            if not queues:
+                return []
+            q_sql, q_params = _in_list("q", list(queues))
+            params.update(q_params)
+            where += f" AND j.queue IN {q_sql}"
+        rows = await sqlite_tx(tx).fetchall(
+            f"SELECT {', '.join('j.' + c.strip() for c in JOB_COLS.split(','))} FROM jobs j "
+            f"WHERE {where} "
+            "ORDER BY (SELECT COUNT(*) FROM jobs r WHERE r.account_id = j.account_id"
+            f"          AND r.claimed_by IS NOT NULL AND r.state IN {_CLAIMED}),"
+            "         j.created_at, j.id LIMIT :limit",
+            params,
+        )
+        return [_job(r) for r in rows]
+
+    async def in_flight(self, tx: Tx, now: float) -> int:
+        row = await sqlite_tx(tx).fetchone(
+            "SELECT COUNT(*) FROM jobs WHERE claimed_by IS NOT NULL "
+            f"AND state IN {_CLAIMED} AND lease_until >= ?",
+            (now,),
+        )
+        return int(row[0]) if row else 0

@@ -33,7 +33,7 @@ def parse_sqlite_url(url: str) -> str:
     scheme = scheme.lower()
     if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
         raise StorageError(
-            "PostgreSQL support is not built yet; use a sqlite:/// URL or a file path"
+            "a PostgreSQL URL is not a SQLite one: open it with storage.open_store"
         )
     if scheme not in ("sqlite", "sqlite3", "file"):
         raise StorageError(

@@ -13,8 +13,10 @@ others speak aiearth (seed 004).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -22,7 +24,10 @@ import httpx
 from core.bootstrap import build_app
 from core.ports import ChatRef, Delivery, UserRef
 from core.settings import load_settings
-from core.types import Progress
+from core.sources import SourceRef
+from core.types import Progress, SourceImage
+from core.vendors.base import ProgressCallback
+from storage.interfaces import ACTIVE_STATES
 from tests.core.helpers import fund, request
 
 USER = UserRef("test", "alice")
@@ -46,6 +51,20 @@ class Frontend:
     async def notify(self, chat: ChatRef, text: str) -> None:
         self.notices.append(text)
 
+    @contextlib.asynccontextmanager
+    async def progress(
+        self, chat: ChatRef, locale: str
+    ) -> AsyncIterator[ProgressCallback | None]:
+        yield None
+
+    async def fetch_source(self, ref: SourceRef) -> bytes:
+        return await _fetch(ref.ref)
+
+    async def publish(
+        self, job_id: str, sources: tuple[SourceImage, ...]
+    ) -> tuple[SourceImage, ...]:
+        return sources
+
     async def alert_admins(self, text: str) -> None:
         return None
 
@@ -63,8 +82,10 @@ async def main(mode: str, workdir: Path, vendor_url: str, source_url: str | None
             "VENDOR_API_KEY": "sk-test",
             "DATABASE_URL": f"sqlite:///{workdir}/db.sqlite3",
             "DATA_DIR": str(workdir / "data"),
-            "VENDOR_CONCURRENCY": "1",
-            "ADMIN_USER_IDS": "test:admin",
+            "VENDOR_CONCURRENCY_MAX": "1",
+            # Short, so the restarted process finds the killed one's leases run out.
+            "JOB_LEASE_SECONDS": "0.5",
+            "ADMIN_USER_IDS": "cli:admin",
             "DELIVERY_GRACE": "0",
         },
         env_file=None,
@@ -73,9 +94,12 @@ async def main(mode: str, workdir: Path, vendor_url: str, source_url: str | None
         frontend = Frontend(workdir, block=(mode == "deliver"))
         app.add_frontend(frontend)
         if mode == "recover":
+            await asyncio.sleep(0.6)  # the killed process's leases run out
             report = await app.sweep()
-            for _ in range(200):  # resumed polling, if any, settles
-                if not app.jobs.live:
+            for _ in range(200):  # resumed polling and queued jobs, if any, settle
+                async with app.store.read() as tx:
+                    busy = await app.store.jobs.in_states(tx, ACTIVE_STATES)
+                if not busy:
                     break
                 await asyncio.sleep(0.05)
             account_id = (await app.profile(USER)).account_id
@@ -104,8 +128,11 @@ async def main(mode: str, workdir: Path, vendor_url: str, source_url: str | None
 
         if source_url:
             profile = await app.profile(USER)
-            sources = await app.load_images([(await _fetch(source_url), source_url)])
-            req = app.build_request("studio light", profile.defaults, sources)
+            req = app.build_request(
+                "studio light",
+                profile.defaults,
+                refs=(SourceRef("test", source_url, public_url=source_url),),
+            )
         else:
             req = request(app)
         jobs = [asyncio.create_task(app.run_job(USER, req, ChatRef("test"), mark_queued))]

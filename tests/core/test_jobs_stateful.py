@@ -11,6 +11,7 @@ import asyncio
 import io
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,16 @@ from core.errors import (
     VendorRejected,
     VendorUnavailable,
 )
+from core.concurrency import VendorLimit
 from core.frontends import Frontends
-from core.gate import FairGate
+from core.images import ImageLimits
 from core.jobs import JobLimits, JobService
 from core.messages import Messages
 from core.options import Defaults
 from core.ports import ChatRef, UserRef
 from core.settings import load_settings
 from core.sweeper import Sweeper
+from core.worker import Worker
 from core.types import GeneratedImage, ImageRequest, ImageResult
 from core.vendors.base import ProgressCallback, SubmittedCallback
 from core.vendors.presets import PRESETS
@@ -48,7 +51,7 @@ from storage.files import FileStore
 from tests.conftest import RecordingFrontend
 
 USERS = [UserRef("test", "u1"), UserRef("test", "u2")]
-ADMIN = UserRef("test", "admin")
+ADMIN = UserRef("cli", "admin")
 PRICES = {"low": 1, "medium": 2, "high": 4}  # the mock preset, 1K
 
 OUTCOMES = {
@@ -108,15 +111,30 @@ class World:
     sweeper: Sweeper
     vendor: ScriptedVendor
     frontend: RecordingFrontend
+    worker: Worker
+    working: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.working = asyncio.get_running_loop().create_task(self.worker.run())
+
+    async def crash(self) -> None:
+        """The process dies: its database connection goes with it, so nothing it
+        would still try to do (its cleanup included) reaches the files."""
+        await self.app.store.close()
+        if self.working is not None:
+            self.working.cancel()
+            await asyncio.gather(self.working, return_exceptions=True)
 
 
-async def _open_world(root: Path) -> World:
+async def _open_world(root: Path, *, later: float = 0.0) -> World:
+    """``later``: seconds the restarted world's clock is ahead, so the dead
+    process's leases have run out."""
     settings = load_settings(
         {
             "DATABASE_URL": f"sqlite:///{root}/db.sqlite3",
             "DATA_DIR": str(root / "data"),
             "WELCOME_CREDITS": "0",
-            "ADMIN_USER_IDS": "test:admin",
+            "ADMIN_USER_IDS": "cli:admin",
         },
         env_file=None,
     )
@@ -124,23 +142,30 @@ async def _open_world(root: Path) -> World:
     vendor = ScriptedVendor()
     frontends = Frontends()
     text = Messages()
+    limit = VendorLimit(store, ceiling=1)
+    await limit.start()
     jobs = JobService(
         store=store,
         files=FileStore(root / "data"),
         vendor=vendor,
-        gate=FairGate(1),
         text=text,
         frontends=frontends,
         limits=JobLimits(max_active=100, per_minute=10_000),
+        image_limits=ImageLimits(max_bytes=10**7, max_pixels=10**7, max_count=4),
+        concurrency=limit,
     )
     app = Imagine(
         settings=settings, store=store, files=jobs.files, jobs=jobs, frontends=frontends, text=text
     )
     frontend = RecordingFrontend()
     app.add_frontend(frontend)
-    sweeper = Sweeper(jobs, delivery_grace=0)
+    clock = lambda: time.time() + later  # noqa: E731
+    worker = Worker(jobs, queues=frontends.queues, capacity=4, lease=30, clock=clock)
+    # Queued jobs of a dead process wait at most this long for a worker.
+    sweeper = Sweeper(jobs, worker, delivery_grace=0, queue_timeout=later / 2 or 900, clock=clock)
     app.sweeper = sweeper
-    return World(app, sweeper, vendor, frontend)
+    app.worker = worker
+    return World(app, sweeper, vendor, frontend, worker)
 
 
 class JobLedgerMachine(RuleBasedStateMachine):
@@ -149,14 +174,27 @@ class JobLedgerMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.tmp = tempfile.TemporaryDirectory()
         self.root = Path(self.tmp.name)
-        self.world = self.run_async(_open_world(self.root))
+        # How far the current world's clock runs ahead: each crash moves it past
+        # the dead world's leases.
+        self.later = 0.0
+        self.world = self.run_async(self._open())
         self.model = {u.key: 0 for u in USERS}
 
     def run_async(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
 
+    async def _open(self, later: float = 0.0, *, sweep: bool = False) -> World:
+        world = await _open_world(self.root, later=later)
+        if sweep:
+            report = await world.app.sweep()
+            assert report is not None and not report.errors
+            await world.worker.idle()
+            world.report = report  # type: ignore[attr-defined]
+        world.start()
+        return world
+
     def teardown(self) -> None:
-        self.run_async(self.world.app.store.close())
+        self.run_async(self.world.crash())
         self.loop.close()
         self.tmp.cleanup()
 
@@ -232,16 +270,14 @@ class JobLedgerMachine(RuleBasedStateMachine):
                     world.app.run_job(user, self._request(quality, 1), ChatRef("test"))
                 )
             )
-        self.run_async(asyncio.sleep(0.05))
-        # The crash: the old process's database connection dies with it, so nothing
-        # it would still try to do (its cleanup included) reaches the files.
-        self.run_async(world.app.store.close())
+        self.run_async(asyncio.sleep(0.2))
+        self.run_async(world.crash())
         for task in tasks:
             task.cancel()
         self.run_async(asyncio.gather(*tasks, return_exceptions=True))
-        self.world = self.run_async(_open_world(self.root))
-        report = self.run_async(self.world.app.sweep())
-        assert report is not None and not report.errors
+        world.vendor.block = False
+        self.later += 3600
+        self.world = self.run_async(self._open(later=self.later, sweep=True))
         if step == "delivering":
             # Delivered again from the stored result and charged once.
             assert len(self.world.frontend.deliveries) == 1
@@ -249,10 +285,10 @@ class JobLedgerMachine(RuleBasedStateMachine):
 
     @rule()
     def restart_and_sweep(self) -> None:
-        self.run_async(self.world.app.store.close())
-        self.world = self.run_async(_open_world(self.root))
-        report = self.run_async(self.world.app.sweep())
-        assert report is not None and report.voided == report.redelivered == 0
+        self.run_async(self.world.crash())
+        self.world = self.run_async(self._open(later=self.later, sweep=True))
+        report = self.world.report  # type: ignore[attr-defined]
+        assert report.voided == report.redelivered == 0
 
     @invariant()
     def books_balance(self) -> None:

@@ -81,3 +81,28 @@ def test_bad_settings_name_the_setting(
     with pytest.raises(ConfigError) as caught:
         load_settings(env, env_file=None)
     assert needle in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    "entry", ["telegram:@alice", "tg:5", "discord:abc", "telegram:", "console:bob", "cli:a b", "5"]
+)
+def test_admin_ids_that_can_never_match_are_refused(entry: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"ADMIN_USER_IDS": f"telegram:1, {entry}"}, env_file=None)
+    message = str(caught.value)
+    assert caught.value.params["setting"] == "ADMIN_USER_IDS"
+    assert repr(entry.strip()) in message
+    assert "telegram:<numeric id>" in message and "cli:<name>" in message
+
+
+def test_admin_id_forms_that_match_a_user_key() -> None:
+    settings = load_settings(
+        {"ADMIN_USER_IDS": "Telegram:123, discord:456789012345678901,console:local,cli:operator"},
+        env_file=None,
+    )
+    assert settings.admin_ids == {
+        "telegram:123",
+        "discord:456789012345678901",
+        "console:local",
+        "cli:operator",
+    }

@@ -5,7 +5,10 @@ one falls back to a reply in the channel."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
+from bots.discord._render import caption_embed
+from core.messages import Messages
 from core.ports import ChatRef, Delivery, UserRef
 from core.types import GeneratedImage, ImageRequest
 
@@ -83,3 +86,39 @@ async def test_fresh_token_after_restart_edits_the_deferred_message(harness: Har
     assert original is not None and original["embeds"][0]["description"].startswith("a kite")
     assert original["attachments"][0]["filename"].endswith(".png")
     assert original["components"][0]["components"][0]["custom_id"] == "imagine:reroll:" + "f" * 32
+
+
+EVIL_PROMPT = "a cat [click me](http://evil.example/login) **urgent** @everyone"
+EVIL_REVISED = "# Verify your account\n[free credits](https://evil.example)"
+
+
+def test_caption_embed_shows_prompt_markdown_literally() -> None:
+    caption = Messages().caption("en", EVIL_PROMPT, 2, 98, revised=EVIL_REVISED)
+    text = caption_embed(caption).description or ""
+    assert "\\[click me](" in text and "\\[free credits](" in text  # no live masked link
+    assert "\\*\\*urgent\\*\\*" in text
+    assert "@everyone" not in text  # broken by a zero-width space
+    assert "💳 2 credits · balance 98" in text
+
+
+async def test_a_delivered_caption_reaches_discord_escaped(harness: Harness) -> None:
+    fake = harness.fake
+    start = len(fake.calls)
+    anchor = fake.message("earlier", author_id=USER_ID)
+    chat = ChatRef(
+        "discord",
+        {
+            "kind": "message",
+            "channel_id": CHANNEL_ID,
+            "guild_id": GUILD_ID,
+            "user_id": USER_ID,
+            "reply_to": int(anchor["id"]),
+        },
+    )
+    caption = Messages().caption("en", EVIL_PROMPT, 2, 98, revised=EVIL_REVISED)
+    await harness.bot.frontend.deliver(replace(delivery(chat), caption=caption))
+    sent = [c for c in fake.calls[start:] if c.payload.get("embeds")]
+    assert len(sent) == 1
+    description = sent[0].payload["embeds"][0]["description"]
+    assert "\\[click me](" in description and "\\[free credits](" in description
+    assert "\\*\\*urgent\\*\\*" in description

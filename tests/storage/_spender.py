@@ -1,8 +1,9 @@
 """Child process for test_storage_multiprocess: tries to reserve credits.
 
-Usage: python _spender.py DB_PATH GO_FILE ACCOUNT_ID AMOUNT HOLD_ID [HOLD_ID...]
-Waits until GO_FILE exists (so both children start together), then reserves each
-hold in its own transaction and prints one JSON line of {hold_id: ok}.
+Usage: python _spender.py DB GO_FILE ACCOUNT_ID AMOUNT HOLD_ID [HOLD_ID...]
+DB is a SQLite path or a PostgreSQL URL.  Waits until GO_FILE exists (so both
+children start together), then reserves each hold in its own transaction and
+prints one JSON line of {hold_id: ok}.
 """
 
 from __future__ import annotations

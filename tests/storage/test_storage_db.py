@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -24,9 +25,6 @@ def test_parse_urls() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://u:p@localhost/bot", "PostgreSQL support is not built yet"),
-        ("postgres://localhost/bot", "PostgreSQL support is not built yet"),
-        ("postgresql+asyncpg://localhost/bot", "PostgreSQL support is not built yet"),
         ("mysql://localhost/bot", "unsupported database URL scheme 'mysql'"),
         ("sqlite://relative", "bad SQLite URL"),
         ("", "empty database URL"),
@@ -35,6 +33,22 @@ def test_parse_urls() -> None:
 async def test_unsupported_urls(url: str, message: str) -> None:
     with pytest.raises(StorageError, match=message):
         await open_store(url)
+
+
+def test_sqlite_parser_refuses_postgres_urls() -> None:
+    for url in ("postgresql://u:secret@localhost/bot", "postgres://localhost/bot"):
+        with pytest.raises(StorageError, match="PostgreSQL URL") as ei:
+            parse_sqlite_url(url)
+        assert "secret" not in str(ei.value)
+
+
+async def test_unreachable_postgres_is_a_storage_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: connection refused
+        with pytest.raises(StorageError, match="cannot connect") as ei:
+            await open_store(f"postgresql://u:secret@127.0.0.1:{port}/bot")
+    assert "secret" not in str(ei.value)
 
 
 async def test_relative_url_creates_parent_dirs(

@@ -34,6 +34,12 @@ class Boom(Exception):
     pass
 
 
+@pytest.fixture
+def store(sqlite_store: Store) -> Store:
+    """Group commit is SQLite's mechanism: these tests run on SQLite only."""
+    return sqlite_store
+
+
 def _sq(store: Store) -> SqliteStore:
     assert isinstance(store, SqliteStore)
     return store

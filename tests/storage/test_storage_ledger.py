@@ -1,8 +1,11 @@
-"""Unit tests for the SQLite ledger: transfers, holds, idempotency, invariants."""
+"""Unit tests for the ledger (both backends): transfers, holds, idempotency, invariants."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from storage_raw import raw_execute
 from storage_test_clock import FakeClock
 
 from storage import (
@@ -159,14 +162,12 @@ async def test_credit_to_missing_account_writes_nothing(store: Store) -> None:
 
 
 async def test_driver_error_poisons_transaction(store: Store) -> None:
-    from storage.sqlite.tx import sqlite_tx
-
     a = await _user(store, credits=10)
     with pytest.raises(StorageError, match="rolled back"):
         async with store.transaction() as tx:
             await store.ledger.reserve(tx, "h", a.id, 5)
             with pytest.raises(StorageError, match="append-only"):
-                await sqlite_tx(tx, write=True).execute("DELETE FROM transfers")
+                await raw_execute(tx, "DELETE FROM transfers")
             # Caller swallowed the error; the commit must still be refused.
     async with store.read() as tx:
         assert await store.ledger.get_hold(tx, "h") is None
@@ -373,8 +374,6 @@ async def test_history_newest_first_and_totals(store: Store, clock: FakeClock) -
 
 async def test_check_invariants_detects_tampering(store: Store) -> None:
     """The checker must actually catch broken books (edit rows behind the repo)."""
-    from storage.sqlite.tx import sqlite_tx
-
     a = await _user(store, credits=100)
     async with store.transaction() as tx:
         await store.ledger.reserve(tx, "h", a.id, 10)
@@ -384,9 +383,8 @@ async def test_check_invariants_detects_tampering(store: Store) -> None:
 
     with pytest.raises(Undo):  # roll the tampering back afterwards
         async with store.transaction() as tx:
-            t = sqlite_tx(tx, write=True)
-            await t.execute(
-                "UPDATE accounts SET balance = balance + 1, pending = 3 WHERE id = ?", (a.id,)
+            await raw_execute(
+                tx, "UPDATE accounts SET balance = balance + 1, pending = 3 WHERE id = ?", a.id
             )
             joined = "\n".join(await store.ledger.check_invariants(tx))
             assert "sum of all balances is 1" in joined
@@ -397,12 +395,52 @@ async def test_check_invariants_detects_tampering(store: Store) -> None:
 
 
 async def test_transfers_are_append_only(store: Store) -> None:
-    from storage.sqlite.tx import sqlite_tx
-
     await _user(store, credits=10)
     with pytest.raises(StorageError, match="append-only"):
         async with store.transaction() as tx:
-            await sqlite_tx(tx, write=True).execute("UPDATE transfers SET amount = 1")
+            await raw_execute(tx, "UPDATE transfers SET amount = 1")
     with pytest.raises(StorageError, match="append-only"):
         async with store.transaction() as tx:
-            await sqlite_tx(tx, write=True).execute("DELETE FROM transfers")
+            await raw_execute(tx, "DELETE FROM transfers")
+
+
+async def test_concurrent_resolutions_and_crossed_transfers(store: Store) -> None:
+    """Many transactions at once (on PostgreSQL: many connections): a hold is
+    resolved exactly once, and transfers crossing between the same two accounts in
+    both directions neither deadlock nor overdraw."""
+    a = await _user(store, "1", credits=100)
+    b = await _user(store, "2", credits=100)
+    async with store.transaction() as tx:
+        await store.ledger.reserve(tx, "h", a.id, 30)
+
+    async def resolve(i: int) -> bool:
+        async with store.transaction() as tx:
+            if i % 3 == 0:
+                r = await store.ledger.post(tx, "h", 10)
+            elif i % 3 == 1:
+                r = await store.ledger.void(tx, "h", "x")
+            else:
+                r = await store.ledger.expire(tx, "h")
+            await asyncio.sleep(0.001)
+        return not r.already
+
+    assert sum(await asyncio.gather(*(resolve(i) for i in range(12)))) == 1
+
+    async def cross(i: int) -> bool:
+        src, dst = (a.id, b.id) if i % 2 else (b.id, a.id)
+        try:
+            async with store.transaction() as tx:
+                await store.ledger.transfer(tx, f"x{i}", src, dst, 40, "gift")
+                await asyncio.sleep(0.001)
+        except InsufficientFunds:
+            return False
+        return True
+
+    await asyncio.gather(*(cross(i) for i in range(20)))
+    async with store.read() as tx:
+        assert await store.ledger.check_invariants(tx) == []
+        total = 0
+        for x in (a.id, b.id):
+            total += (await store.ledger.get_account(tx, x)).balance
+        hold = await store.ledger.get_hold(tx, "h")
+        assert hold is not None and total == 200 - hold.charged

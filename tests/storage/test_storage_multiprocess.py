@@ -1,4 +1,5 @@
-"""Two OS processes spending from one account on one SQLite file."""
+"""Two OS processes spending from one account on one database (SQLite file or
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from storage import open_store
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 
-async def _seed(db: Path) -> int:
-    store = await open_store(str(db))
+async def _seed(db: str) -> int:
+    store = await open_store(db)
     async with store.transaction() as tx:
         acct = await store.ledger.get_or_create_account(tx, "telegram", "1")
         topup = await store.ledger.system_account(tx, "system:topup")
@@ -25,8 +28,8 @@ async def _seed(db: Path) -> int:
     return acct.id
 
 
-async def _verify(db: Path, account_id: int, results: dict[str, bool]) -> None:
-    store = await open_store(str(db))
+async def _verify(db: str, account_id: int, results: dict[str, bool]) -> None:
+    store = await open_store(db)
     try:
         async with store.read() as tx:
             b = await store.ledger.balance(tx, account_id)
@@ -38,9 +41,21 @@ async def _verify(db: Path, account_id: int, results: dict[str, bool]) -> None:
         await store.close()
 
 
-def test_two_processes_cannot_overspend(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_two_processes_cannot_overspend(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """Balance 100, five 40-credit reserves split across two processes -> exactly 2."""
-    db = tmp_path / "shared.sqlite3"
+    server = request.getfixturevalue("pg_server") if backend == "postgres" else None
+    db = asyncio.run(server.create_database()) if server else str(tmp_path / "shared.sqlite3")
+    try:
+        _run_spenders(tmp_path, db)
+    finally:
+        if server is not None:
+            asyncio.run(server.drop_database(db))
+
+
+def _run_spenders(tmp_path: Path, db: str) -> None:
     account_id = asyncio.run(_seed(db))
     go = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -1,4 +1,5 @@
-"""Hypothesis stateful test: the SQLite ledger against a tiny in-memory model.
+"""Hypothesis stateful test: the ledger (SQLite, then PostgreSQL) against a tiny
+in-memory model.
 
 Random sequences of top-ups, deductions, reserves, posts (random amount <= held),
 voids, expiries, idempotent replays, rolled-back transactions and "crashes"
@@ -20,7 +21,14 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from storage import (
     SYSTEM_REVENUE,
@@ -30,6 +38,7 @@ from storage import (
     Store,
     open_store,
 )
+from tests.pg import PgServer
 
 T = TypeVar("T")
 
@@ -59,7 +68,7 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.dir = Path(tempfile.mkdtemp(prefix="ledger-sm-"))
-        self.path = str(self.dir / "ledger.sqlite3")
+        self.path = self.make_url()
         self.store: Store = self.run(open_store(self.path))
         self.balances: dict[int, int] = {}
         self.users: list[int] = []
@@ -70,9 +79,17 @@ class LedgerMachine(RuleBasedStateMachine):
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
 
+    def make_url(self) -> str:
+        """The database this example runs on (a fresh SQLite file here)."""
+        return str(self.dir / "ledger.sqlite3")
+
+    async def drop(self) -> None:
+        """Remove what ``make_url`` made beyond ``self.dir`` (nothing here)."""
+
     def teardown(self) -> None:
         try:
             self.run(self.store.close())
+            self.run(self.drop())
         finally:
             self.loop.close()
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -287,3 +304,35 @@ LedgerMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestLedgerStateful = LedgerMachine.TestCase
+
+
+class PgLedgerMachine(LedgerMachine):
+    """The same machine on PostgreSQL: a fresh database per example ("crashes"
+    close the pool and reconnect)."""
+
+    server: PgServer | None = None
+
+    def make_url(self) -> str:
+        assert self.server is not None
+        return self.run(self.server.create_database())
+
+    async def drop(self) -> None:
+        assert self.server is not None
+        await self.server.drop_database(self.path)
+
+
+def test_ledger_stateful_postgres(pg_server: PgServer) -> None:
+    PgLedgerMachine.server = pg_server
+    try:
+        # Fewer examples than on SQLite: each one costs a database and a pool.
+        run_state_machine_as_test(
+            PgLedgerMachine,
+            settings=settings(
+                max_examples=10,
+                stateful_step_count=30,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )
+    finally:
+        PgLedgerMachine.server = None

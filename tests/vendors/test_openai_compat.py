@@ -25,6 +25,7 @@ import pytest
 
 from core.errors import (
     CannotResume,
+    TaskFailed,
     Unsupported,
     VendorBusy,
     VendorError,
@@ -33,6 +34,7 @@ from core.errors import (
     VendorRejected,
     VendorUnavailable,
 )
+from core.messages import Messages
 from core.types import (
     Background,
     ImageRequest,
@@ -159,7 +161,7 @@ async def test_seed_002_generate_sends_size_from_matrix_and_downloads_url(make: 
     assert body["n"] == 2
     assert body["response_format"] == "url"
     assert body["output_format"] == "webp"
-    assert body["user"] == "u-42"
+    assert body["user"].startswith("u-") and "42" not in body["user"]
     assert "stream" not in body
     assert [(i.format, i.width, i.height) for i in result.images] == [("webp", 1920, 1080)] * 2
     # Both results came from the CDN route, without the key.
@@ -357,7 +359,7 @@ async def test_multipart_edit_image_array_and_mask(make: Factory, flavor: str) -
     assert rec.form["prompt"] == "gift basket"
     assert rec.form["quality"] == "high"
     assert rec.form["n"] == "2"
-    assert rec.form["user"] == "u1"
+    assert rec.form["user"].startswith("u-") and rec.form["user"] != "u1"
     assert "stream" not in rec.form
     assert len(result.images) == 2
     assert_no_leak(rig)
@@ -903,3 +905,75 @@ def test_parse_usage() -> None:
     )
     assert parse_usage(None) is None
     assert parse_usage({"input_tokens": "x"}) is not None
+
+
+# --- what a user is shown of a vendor's refusal ------------------------------------------------
+
+
+@pytest.mark.parametrize("flavor", ["compat-b64", "aiearth"])
+async def test_a_vendor_400_echoing_a_key_never_reaches_the_chat(
+    make: Factory, flavor: str
+) -> None:
+    secret = "ak-live-Q3x9Zt7Lw2Vb8Nm4Rp6S"  # not an sk- key: the generic patterns miss it
+    rig = await make(flavor, stream=False)
+    rig.fake.inject(Fault("400", message=f"Incorrect API key provided: {secret}. See docs."))
+    with pytest.raises(VendorRejected) as err:
+        await rig.vendor.run(ImageRequest(prompt="a cat"))
+    text = Messages()
+    for locale in ("en", "zh"):
+        sentence = text.error(err.value, locale)
+        assert secret not in sentence and "Incorrect" not in sentence
+        assert "(error invalid_request" in sentence or "(错误 invalid_request" in sentence
+    moderation = VendorRejected("blocked")
+    moderation.params["moderation"] = True
+    assert "content policy" in text.error(moderation, "en")
+
+
+@pytest.mark.parametrize(
+    ("params", "shown"),
+    [
+        ({"vendor_code": "invalid_value", "status": 400}, "invalid_value"),
+        ({"status": 422}, "422"),
+        ({"vendor_code": "<b>x</b>](http://e)", "status": 400}, None),
+        ({"vendor_code": "x" * 65}, None),
+        ({}, None),
+    ],
+)
+def test_only_a_short_plain_vendor_code_is_shown(
+    params: dict[str, object], shown: str | None
+) -> None:
+    err = VendorRejected("Your key sk-proj-abc and prompt 'secret plans' were refused")
+    err.params.update(params)
+    sentence = Messages().error(err, "en")
+    assert "secret plans" not in sentence and "sk-proj" not in sentence
+    if shown is None:
+        assert sentence == Messages().t("vendor_rejected", "en")
+    else:
+        assert shown in sentence
+    failed = TaskFailed("nsfw: leaked-token-123", fail_code="501")
+    assert "leaked" not in Messages().error(failed, "zh") and "501" in Messages().error(failed)
+
+
+# --- the user's platform id stays with us ------------------------------------------------------
+
+
+async def test_the_vendor_gets_a_keyed_hash_not_the_platform_user_id(make: Factory) -> None:
+    raw_id = "987654321"
+    rig = await make("compat-b64")
+    for key in (f"telegram:{raw_id}", f"telegram:{raw_id}", "discord:123123123"):
+        await rig.vendor.run(ImageRequest(prompt="a cat", user_tag=key))
+    multipart = await make("aiearth", stream=False)
+    await multipart.vendor.run(
+        ImageRequest(prompt="x", sources=(source(),), user_tag=f"telegram:{raw_id}")
+    )
+    tags = [r.json["user"] for r in rig.posts] + [multipart.posts[0].form["user"]]
+    for rec in rig.posts + multipart.posts:
+        assert raw_id.encode() not in rec.body and b"telegram" not in rec.body
+    assert all(t.startswith("u-") and len(t) == 34 for t in tags)
+    assert tags[0] == tags[1] != tags[2]  # stable per user, distinct between users
+    # Keyed: the same user under another install's key is not linkable.
+    other = OpenAICompatVendor(
+        rig.preset, client=rig.client, downloader=rig.downloader, user_tag_secret="other-key"
+    )
+    await other.run(ImageRequest(prompt="a cat", user_tag=f"telegram:{raw_id}"))
+    assert rig.posts[-1].json["user"] not in tags

@@ -1,0 +1,22 @@
+"""Raw SQL on either backend's transaction, for tests that go behind the
+repositories (tampering, trigger checks).  SQL uses ``?`` placeholders."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+from storage import Tx
+
+
+async def raw_execute(tx: Tx, sql: str, *params: Any) -> None:
+    from storage.sqlite.tx import SqliteTx, sqlite_tx
+
+    if isinstance(tx, SqliteTx):
+        await sqlite_tx(tx, write=True).execute(sql, params)
+        return
+    from storage.postgres.store import pg_tx
+
+    n = itertools.count(1)
+    await pg_tx(tx, write=True).execute(re.sub(r"\?", lambda _: f"${next(n)}", sql), *params)
