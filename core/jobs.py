@@ -69,6 +69,8 @@ log = logging.getLogger(__name__)
 
 # A hold outlives any job; the sweeper expires what a lost job left.
 HOLD_TTL = 86_400.0
+# Seconds in the queue after which the status message may show a queue position.
+QUEUED_NOTICE = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +343,10 @@ class JobService:
                     raise LeaseLost(f"job {job.id} was taken over before the vendor call")
                 started = True
                 if report is not None:
-                    await report(Progress(stage="submitted"))
+                    # Position 0: "your turn now", so a status that showed a queue
+                    # position is updated; a job that never waited shows no change.
+                    waited = self.clock() - job.created_at > QUEUED_NOTICE
+                    await report(Progress(stage="submitted", queue_position=0 if waited else None))
                 result = await self.vendor.run(
                     request, on_progress=report, on_submitted=self._on_submitted(job.id, owner)
                 )

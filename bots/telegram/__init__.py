@@ -2,7 +2,9 @@
 
 Public face: ``build_application(app)`` wires handlers and registers the frontend
 with core; ``run_telegram(app, stop)`` runs it (long polling, or a webhook when
-``TELEGRAM_WEBHOOK_URL`` is set) until ``stop`` is set.
+``TELEGRAM_WEBHOOK_URL`` is set) until ``stop`` is set; ``telegram_delivery(app)``
+registers the frontend alone, over a ``telegram.Bot`` without a poller, for a
+process that only runs workers.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from telegram import BotCommand
+from telegram import Bot, BotCommand
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
@@ -24,14 +27,14 @@ from bots.telegram._frontend import TelegramFrontend
 from bots.telegram._handlers import Handlers
 from bots.telegram._media import AlbumCache
 from bots.telegram._progress import StatusBoard
-from bots.telegram._public_files import PublicFiles, split_listen
+from bots.telegram._public_files import PublicFiles, link_key, split_listen
 from bots.telegram._ratelimit import RetryAfterLimiter
 from bots.telegram._users import PLATFORM
 from core.app import Imagine
 from core.errors import ConfigError
 from core.messages import LOCALES
 
-__all__ = ["build_application", "run_telegram"]
+__all__ = ["build_application", "run_telegram", "telegram_delivery"]
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +64,7 @@ def build_application(app: Imagine) -> TelegramApp:
         ApplicationBuilder()
         .token(settings.telegram_token)
         .concurrent_updates(CONCURRENT_UPDATES)
-        .request(
-            AiohttpRequest(
-                connection_pool_size=CONNECTION_POOL,
-                read_timeout=READ_TIMEOUT,
-                write_timeout=WRITE_TIMEOUT,
-                connect_timeout=15.0,
-                pool_timeout=30.0,
-                media_write_timeout=WRITE_TIMEOUT,
-            )
-        )
+        .request(_request())
         .get_updates_request(AiohttpRequest(connection_pool_size=2, read_timeout=READ_TIMEOUT))
         .rate_limiter(RetryAfterLimiter())
     )
@@ -82,9 +76,7 @@ def build_application(app: Imagine) -> TelegramApp:
         builder = builder.base_file_url(_api_base(settings.telegram_base_url, "file/bot"))
     application: TelegramApp = builder.build()
 
-    public_files: PublicFiles | None = None
-    if app.preset.needs_public_urls and settings.public_base_url:
-        public_files = PublicFiles(settings.public_base_url, settings.public_listen)
+    public_files = _public_files(app)
     application.bot_data[_PUBLIC_FILES_KEY] = public_files
 
     albums = AlbumCache()
@@ -99,9 +91,78 @@ def build_application(app: Imagine) -> TelegramApp:
             albums,
             status,
             can_edit=app.preset.can_edit,
+            public_files=public_files,
         )
     )
     return application
+
+
+def _public_files(app: Imagine) -> PublicFiles | None:
+    settings = app.settings
+    if not (app.preset.needs_public_urls and settings.public_base_url):
+        return None
+    assert settings.telegram_token is not None
+    return PublicFiles(
+        settings.public_base_url,
+        settings.public_listen,
+        app.files,
+        link_key(settings.telegram_token),
+    )
+
+
+def _request() -> AiohttpRequest:
+    return AiohttpRequest(
+        connection_pool_size=CONNECTION_POOL,
+        read_timeout=READ_TIMEOUT,
+        write_timeout=WRITE_TIMEOUT,
+        connect_timeout=15.0,
+        pool_timeout=30.0,
+        media_write_timeout=WRITE_TIMEOUT,
+    )
+
+
+@contextlib.asynccontextmanager
+async def telegram_delivery(app: Imagine) -> AsyncIterator[TelegramFrontend]:
+    """The Telegram frontend over a plain ``Bot`` (no updates are fetched): what a
+    worker process needs to fetch sources, show progress and post results. Links
+    for URL-fetching vendors are signed here and served by the process that runs
+    ``imagine-bot run`` on the same data folder."""
+    settings = app.settings
+    if not settings.telegram_token:
+        raise ConfigError("TELEGRAM_BOT_TOKEN is not set.", setting="TELEGRAM_BOT_TOKEN")
+    install_log_filter(settings.telegram_token)
+    base = _api_base(settings.telegram_base_url, "bot") if settings.telegram_base_url else None
+    file_base = settings.telegram_base_file_url or settings.telegram_base_url
+    bot = Bot(
+        settings.telegram_token,
+        base_url=base or "https://api.telegram.org/bot",
+        base_file_url=(
+            _api_base(file_base, "file/bot") if file_base else "https://api.telegram.org/file/bot"
+        ),
+        request=_request(),
+    )
+    try:
+        await bot.initialize()  # getMe: checks the token
+    except InvalidToken:
+        await bot.shutdown()
+        raise ConfigError(
+            "Telegram rejected TELEGRAM_BOT_TOKEN; copy it again from @BotFather.",
+            setting="TELEGRAM_BOT_TOKEN",
+        ) from None
+    frontend = TelegramFrontend(
+        bot,
+        app.text,
+        settings.admin_ids,
+        AlbumCache(),
+        StatusBoard(bot, app.text),
+        can_edit=app.preset.can_edit,
+        public_files=_public_files(app),
+    )
+    app.add_frontend(frontend)
+    try:
+        yield frontend
+    finally:
+        await bot.shutdown()
 
 
 def _api_base(url: str, suffix: str) -> str:

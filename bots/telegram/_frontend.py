@@ -3,8 +3,11 @@ alerts into Telegram chats (also for jobs resumed after a restart)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from telegram import (
@@ -18,13 +21,17 @@ from telegram.constants import MessageLimit
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bots.telegram._keyboards import result_keyboard
-from bots.telegram._media import AlbumCache
+from bots.telegram._media import AlbumCache, FileRef, download
 from bots.telegram._progress import StatusBoard
+from bots.telegram._public_files import PublicFiles
 from bots.telegram._users import PLATFORM
+from core.errors import DeliveryIncomplete, InvalidRequest
 from core.images import fit_within_async
 from core.messages import Messages
 from core.ports import ChatRef, Delivery
-from core.types import GeneratedImage
+from core.sources import SourceRef, stored_source_key
+from core.types import GeneratedImage, SourceImage
+from core.vendors.base import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +84,9 @@ def _reply(message_id: Any) -> ReplyParameters | None:
 
 
 class TelegramFrontend:
+    """Works from ``ChatRef.data`` and the Bot API alone: the same object serves the
+    process that polls for updates and worker processes that only deliver."""
+
     platform = PLATFORM
 
     def __init__(
@@ -88,6 +98,7 @@ class TelegramFrontend:
         status: StatusBoard,
         *,
         can_edit: bool,
+        public_files: PublicFiles | None = None,
     ) -> None:
         self.bot = bot
         self.text = text
@@ -95,6 +106,38 @@ class TelegramFrontend:
         self.albums = albums
         self.status = status
         self.can_edit = can_edit
+        self.public_files = public_files
+
+    # --- a job's sources and status ---------------------------------------------
+
+    async def fetch_source(self, ref: SourceRef) -> bytes:
+        return await download(self.bot, FileRef(ref.ref, ref.size, 0))
+
+    async def publish(
+        self, job_id: str, sources: tuple[SourceImage, ...]
+    ) -> tuple[SourceImage, ...]:
+        if self.public_files is None:
+            raise InvalidRequest("PUBLIC_BASE_URL is not set", kind="public_url")
+        files = self.public_files
+        return tuple(
+            s if s.public_url else replace(s, public_url=files.link(stored_source_key(job_id, i), s.mime))
+            for i, s in enumerate(sources)
+        )
+
+    @contextlib.asynccontextmanager
+    async def progress(self, chat: ChatRef, locale: str) -> AsyncIterator[ProgressCallback | None]:
+        status_id = chat.data.get("status_message_id")
+        if not isinstance(status_id, int):
+            yield None
+            return
+        tracker = self.status.tracker(int(chat.data["chat_id"]), status_id, locale)
+        ticker = asyncio.create_task(tracker.keep_alive())
+        try:
+            yield tracker
+        finally:
+            ticker.cancel()
+            await asyncio.wait([ticker])
+            tracker.close()
 
     # --- results ------------------------------------------------------------------
 
@@ -120,34 +163,61 @@ class TelegramFrontend:
                 documents.append(image)
 
         sent: list[Message] = []
+        try:
+            await self._post(delivery, chat_id, reply_to, caption, keyboard, photos, documents, sent)
+        except Exception as err:
+            # Whatever reached the chat is the user's: they pay for those images.
+            if not sent:
+                raise
+            self.albums.remember_sent(sent)
+            images = min(len(sent), len(delivery.images))
+            raise DeliveryIncomplete(f"{type(err).__name__} after {images} images", images) from err
+        if isinstance(status_id, int):
+            await self.status.clear(chat_id, status_id)
+        self.albums.remember_sent(sent)
+
+    async def _post(
+        self,
+        delivery: Delivery,
+        chat_id: int,
+        reply_to: ReplyParameters | None,
+        caption: str,
+        keyboard: InlineKeyboardMarkup,
+        photos: list[GeneratedImage],
+        documents: list[GeneratedImage],
+        sent: list[Message],
+    ) -> None:
+        """Post photos (and files where a photo would lose detail), appending each
+        message to ``sent`` as it goes."""
         if photos:
             try:
-                sent += await self._send_photos(
+                await self._send_photos(
                     chat_id,
                     photos,
                     caption,
                     keyboard,
                     reply_to,
                     hint=self.text.t("edit.hint", delivery.locale),
+                    sent=sent,
                 )
             except BadRequest as err:
                 # Telegram refused the photos (dimensions it measures differently...):
                 # the images still go out, as files.
+                if sent:
+                    raise
                 log.warning("photos refused (%s); sending documents", err.message)
                 documents = list(delivery.images)
                 photos = []
         if documents:
-            sent += await self._send_documents(
+            await self._send_documents(
                 chat_id,
                 documents,
                 delivery.job_id,
                 caption=None if photos else caption,
                 keyboard=None if photos else keyboard,
                 reply_to=reply_to,
+                sent=sent,
             )
-        if isinstance(status_id, int):
-            await self.status.clear(chat_id, status_id)
-        self.albums.remember_sent(sent)
 
     async def _send_photos(
         self,
@@ -157,7 +227,8 @@ class TelegramFrontend:
         keyboard: InlineKeyboardMarkup,
         reply_to: ReplyParameters | None,
         hint: str,
-    ) -> list[Message]:
+        sent: list[Message],
+    ) -> None:
         if len(photos) == 1:
             message = await self.bot.send_photo(
                 chat_id,
@@ -166,8 +237,8 @@ class TelegramFrontend:
                 reply_markup=keyboard,
                 reply_parameters=reply_to,
             )
-            return [message]
-        sent: list[Message] = []
+            sent.append(message)
+            return
         for start in range(0, len(photos), ALBUM_MAX):
             chunk = photos[start : start + ALBUM_MAX]
             if len(chunk) == 1:  # an album needs two items; a lone eleventh goes alone
@@ -180,15 +251,17 @@ class TelegramFrontend:
             sent += await self.bot.send_media_group(
                 chat_id, media, reply_parameters=reply_to if start == 0 else None
             )
-        # An album cannot carry buttons: they go on a short message under it.
-        sent_ids = [m.message_id for m in sent]
-        await self.bot.send_message(
-            chat_id,
-            hint,
-            reply_markup=keyboard,
-            reply_parameters=_reply(sent_ids[0]),
-        )
-        return sent
+        # An album cannot carry buttons: they go on a short message under it. The
+        # images are delivered by now; losing the buttons must not undo that.
+        try:
+            await self.bot.send_message(
+                chat_id,
+                hint,
+                reply_markup=keyboard,
+                reply_parameters=_reply(sent[0].message_id),
+            )
+        except TelegramError as err:
+            log.warning("result buttons not posted: %s", type(err).__name__)
 
     async def _send_documents(
         self,
@@ -199,8 +272,8 @@ class TelegramFrontend:
         caption: str | None,
         keyboard: InlineKeyboardMarkup | None,
         reply_to: ReplyParameters | None,
-    ) -> list[Message]:
-        sent: list[Message] = []
+        sent: list[Message],
+    ) -> None:
         for i, image in enumerate(images):
             fitted = await fit_within_async(image, UPLOAD_MAX_BYTES)
             last = i == len(images) - 1
@@ -214,7 +287,6 @@ class TelegramFrontend:
                 disable_content_type_detection=True,
             )
             sent.append(message)
-        return sent
 
     # --- notices --------------------------------------------------------------------
 

@@ -8,12 +8,13 @@ reports errors in one place; admin commands live in ``_admin.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, ReplyParameters, Update
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -25,15 +26,16 @@ from telegram.ext import (
 
 from bots.telegram import _keyboards as kb
 from bots.telegram._admin import AdminHandlers
-from bots.telegram._media import AlbumCache, collect, download_all, has_media
+from bots.telegram._media import DOWNLOAD_LIMIT, AlbumCache, collect, has_media
 from bots.telegram._progress import StatusBoard
 from bots.telegram._public_files import PublicFiles
 from bots.telegram._turns import MESSAGE_MAX, Context, Turn, text_after_command, turn
 from bots.telegram._users import PLATFORM
-from core.app import Imagine
+from core.app import Imagine, Submitted
 from core.errors import InvalidRequest
 from core.options import Defaults
 from core.ports import ChatRef
+from core.sources import SourceRef
 from core.types import ImageRequest, Progress
 
 # Album items arrive as separate updates; a captioned "/edit" album waits this long
@@ -112,18 +114,19 @@ class Handlers(AdminHandlers):
         if message.reply_to_message is not None:
             self.albums.remember(message.reply_to_message)
 
-    # --- running a job ----------------------------------------------------------------
+    # --- queueing a job ----------------------------------------------------------------
 
     async def _run(
         self,
         turn: Turn,
-        start: Callable[[ChatRef, Callable[[Progress], Awaitable[None]]], Awaitable[object]],
+        start: Callable[[ChatRef], Awaitable[Submitted]],
         *,
         reply_to: int | None,
         status_id: int | None = None,
     ) -> None:
-        """Post (or reuse) the status message, then let core run the job; core calls
-        ``TelegramFrontend.deliver`` which replaces the status with the result."""
+        """Post (or reuse) the status message, then make the one intake call; a worker
+        runs the job and the frontend turns the status into the result (or the
+        reason it failed)."""
         bot = turn.update.get_bot()
         first = self.app.text.status(Progress(stage="submitted"), turn.locale, 0)
         if status_id is None:
@@ -143,25 +146,25 @@ class Handlers(AdminHandlers):
             PLATFORM,
             {"chat_id": turn.chat_id, "reply_to": reply_to, "status_message_id": status_id},
         )
-        tracker = self.status.tracker(turn.chat_id, status_id, turn.locale, shown=first)
-        ticker = asyncio.create_task(tracker.keep_alive())
         try:
-            await start(chat, tracker)
+            submitted = await start(chat)
         except Exception as err:
-            await _cancel(ticker)
-            tracker.close()
             await self.report(turn, err, status_id=status_id)
-        finally:
-            await _cancel(ticker)
-            tracker.close()
+            return
+        if submitted.position:
+            queued = Progress(stage="queued", queue_position=submitted.position)
+            with contextlib.suppress(TelegramError):
+                await bot.edit_message_text(
+                    self.app.text.status(queued, turn.locale, 0),
+                    chat_id=turn.chat_id,
+                    message_id=status_id,
+                )
 
-    async def _run_request(
+    async def _submit(
         self, turn: Turn, request: ImageRequest, *, reply_to: int | None, status_id: int | None
     ) -> None:
-        async def start(chat: ChatRef, tracker: Callable[[Progress], Awaitable[None]]) -> None:
-            await self.app.run_job(
-                turn.user, request, chat, on_progress=tracker, profile=turn.profile
-            )
+        async def start(chat: ChatRef) -> Submitted:
+            return await self.app.submit(turn.user, request, chat, profile=turn.profile)
 
         await self._run(turn, start, reply_to=reply_to, status_id=status_id)
 
@@ -209,7 +212,7 @@ class Handlers(AdminHandlers):
         parsed = self.app.parse_prompt(text, turn.defaults)
         request = self.app.build_request(parsed.prompt, parsed.defaults, user=turn.user)
         if parsed.explicit:
-            await self._run_request(turn, request, reply_to=message.message_id, status_id=None)
+            await self._submit(turn, request, reply_to=message.message_id, status_id=None)
             return
         draft = await self.app.drafts.create(turn.user, parsed.prompt, parsed.defaults)
         text, markup = await self._draft_view(turn, draft.id, parsed.prompt, parsed.defaults)
@@ -259,7 +262,6 @@ class Handlers(AdminHandlers):
         elif press.kind == "e":
             await query.answer(self.app.text.t("edit.hint", turn.locale), show_alert=True)
         else:
-            await query.answer()
             await self._result_press(turn, query, press)
 
     async def _alert(self, query: CallbackQuery, text: str) -> None:
@@ -289,9 +291,7 @@ class Handlers(AdminHandlers):
                 await query.answer()
                 request = self.app.build_request(draft.prompt, draft.defaults, user=turn.user)
                 reply_to = message.reply_to_message.message_id if message.reply_to_message else None
-                await self._run_request(
-                    turn, request, reply_to=reply_to, status_id=message.message_id
-                )
+                await self._submit(turn, request, reply_to=reply_to, status_id=message.message_id)
             finally:
                 self._launched.discard(draft.id)
             return
@@ -315,17 +315,23 @@ class Handlers(AdminHandlers):
         await _edit_quietly(message, text, markup)
 
     async def _result_press(self, turn: Turn, query: CallbackQuery, press: kb.Press) -> None:
+        """Reroll / Variations: only the job's owner (or an admin) may press them;
+        anyone else gets a short answer on the button and nothing runs."""
         message = query.message if isinstance(query.message, Message) else None
+        try:
+            if press.kind == "r":
+                request = await self.app.reroll_request(turn.user, press.target)
+            elif press.kind == "v":
+                request = await self.app.variation_request(turn.user, press.target)
+            else:
+                await query.answer()
+                return
+        except InvalidRequest as err:
+            await self._alert(query, self.app.text.error(err, turn.locale))
+            return
+        await query.answer()
         reply_to = message.message_id if message else None
-        job_id = press.target
-        if press.kind == "r":
-            request = replace(await self.app.job_request(job_id), user_tag=turn.user.key)
-            request = await self._with_public_urls(request)
-            await self._run_request(turn, request, reply_to=reply_to, status_id=None)
-        elif press.kind == "v":
-            request = await self.app.variation_request(turn.user, job_id)
-            request = await self._with_public_urls(request)
-            await self._run_request(turn, request, reply_to=reply_to, status_id=None)
+        await self._submit(turn, request, reply_to=reply_to, status_id=None)
 
     # --- /settings --------------------------------------------------------------------
 
@@ -406,6 +412,8 @@ class Handlers(AdminHandlers):
         await self._edit(turn, message.text or "", target)
 
     async def _edit(self, turn: Turn, text: str, target: Message) -> None:
+        """Queue an edit of the images ``target`` shows: their file ids only; the
+        worker downloads them once the price is held."""
         preset = self.app.preset
         parsed = self.app.parse_prompt(text, turn.defaults)
         if not parsed.prompt.strip():
@@ -413,34 +421,19 @@ class Handlers(AdminHandlers):
         if preset.needs_public_urls and self.public_files is None:
             raise InvalidRequest("PUBLIC_BASE_URL is not set", kind="public_url")
         refs = collect(target, self.albums, min(16, preset.max_input_images))
-        blobs = await download_all(turn.update.get_bot(), refs)
-        sources = await self.app.load_images([(b, None) for b in blobs])
+        for ref in refs:
+            if ref.file_size is not None and ref.file_size > DOWNLOAD_LIMIT:
+                raise InvalidRequest(
+                    "image too large", kind="bytes", limit_mb=DOWNLOAD_LIMIT // 2**20
+                )
         request = self.app.build_request(
-            parsed.prompt, parsed.defaults, sources=sources, user=turn.user
+            parsed.prompt,
+            parsed.defaults,
+            user=turn.user,
+            refs=tuple(SourceRef(PLATFORM, r.file_id, r.file_size) for r in refs),
         )
-        request = await self._with_public_urls(request)
         reply_to = turn.message.message_id if turn.message else None
-        await self._run_request(turn, request, reply_to=reply_to, status_id=None)
-
-    async def _with_public_urls(self, request: ImageRequest) -> ImageRequest:
-        """Give each source a short-lived link of our own when the vendor fetches by URL."""
-        if not self.app.preset.needs_public_urls or not request.sources:
-            return request
-        files = self.public_files
-        if files is None:
-            raise InvalidRequest("PUBLIC_BASE_URL is not set", kind="public_url")
-        sources = tuple(
-            s
-            if s.public_url and not files.issued(s.public_url)
-            else replace(s, public_url=files.add(s.data, s.mime))
-            for s in request.sources
-        )
-        return replace(request, sources=sources)
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    await asyncio.wait([task])  # never re-raises the task's own end
+        await self._submit(turn, request, reply_to=reply_to, status_id=None)
 
 
 async def _edit_quietly(message: Message, text: str, markup: InlineKeyboardMarkup | None) -> None:

@@ -91,9 +91,23 @@ class Harness:
             out.append(str(call.params.get("text")))
         return out
 
+    async def settled(self, within: float = 10.0) -> None:
+        """Wait until no job is running: results are charged after they are posted."""
+        from storage.interfaces import ACTIVE_STATES
+
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            async with self.app.store.read() as tx:
+                if not await self.app.store.jobs.in_states(tx, ACTIVE_STATES, limit=1):
+                    return
+            await asyncio.sleep(0.02)
+        raise TimeoutError("jobs still running")
+
     async def balance(self, user_id: int = USER_ID) -> int:
+        """After the running jobs have been charged."""
         from core.ports import UserRef
 
+        await self.settled()
         return await self.app.balance(UserRef("telegram", str(user_id)))
 
 

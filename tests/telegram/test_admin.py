@@ -45,6 +45,7 @@ async def test_topup_and_credits_by_username(bot: Harness) -> None:
 async def test_setcredits_jobs_and_resume(bot: Harness) -> None:
     bot.send("/imagine a tree --n 1")
     await bot.fake.wait_for("sendPhoto", lambda c: bool(c.params.get("caption")), timeout=10)
+    await bot.settled()
     bot.send(f"/setcredits {USER_ID} 7 reset", user_id=ADMIN_ID)
     await bot.said("balance to 7", chat_id=ADMIN_ID)
     assert await bot.balance() == 7

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from PIL import Image
 
 from bots.telegram import build_application, run_telegram
 from bots.telegram._frontend import fit_caption, photo_fits
 from bots.telegram._keyboards import decode, encode
-from bots.telegram._public_files import PublicFiles
+from bots.telegram._public_files import PublicFiles, link_key
+from storage.files import FileStore
 from core.bootstrap import build_app
 from core.ports import ChatRef, Delivery, UserRef
 from core.settings import load_settings
@@ -124,20 +126,28 @@ async def test_chinese_telegram_users_get_chinese(bot: Harness) -> None:
     await bot.said("余额", chat_id=555)
 
 
-async def test_public_files_serve_only_registered_unexpired_ids() -> None:
-    files = PublicFiles("https://img.example.com", "127.0.0.1:0", ttl=0.5)
+async def test_public_files_serve_only_signed_unexpired_job_files(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "files")
+    await store.put_many([("jobs/j1/source-0", b"PNGDATA"), ("secret.txt", b"no")])
+    files = PublicFiles("https://img.example.com", "127.0.0.1:0", store, link_key("1:T"), ttl=1)
     await files.start()
     try:
-        url = files.add(b"PNGDATA", "image/png")
+        url = files.link("jobs/j1/source-0", "image/png")
         assert url.startswith("https://img.example.com/i/") and url.endswith(".png")
         path = url.removeprefix("https://img.example.com")
-        assert len(path.split("/")[-1].split(".")[0]) >= 32  # unguessable
+        with pytest.raises(ValueError):
+            files.link("secret.txt", "image/png")  # only job files can be published
+        forged = path.split("/")
+        forged[3] = forged[3][:-2] + ("AA" if not forged[3].endswith("AA") else "BB")
+        other_key = PublicFiles("https://img.example.com", ":0", store, link_key("2:U"))
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{files.port}") as client:
             ok = await client.get(path)
             assert ok.status_code == 200 and ok.content == b"PNGDATA"
-            assert (await client.get("/i/guessed.png")).status_code == 404
+            assert (await client.get("/".join(forged))).status_code == 404
+            foreign = other_key.link("jobs/j1/source-0", "image/png")
+            assert (await client.get(foreign.removeprefix("https://img.example.com"))).status_code == 404
             assert (await client.post(path)).status_code == 405
-            await asyncio.sleep(0.6)
+            await asyncio.sleep(2.1)
             assert (await client.get(path)).status_code == 404
     finally:
         await files.stop()
