@@ -11,14 +11,14 @@ import gc
 import logging
 import signal
 import sys
+import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bots.files import FolderFrontend
+from bots.files import URL, FolderFrontend
+from bots.processes import supervised_workers
 from core.app import Imagine
 from core.bootstrap import build_app, configure_logging
 from core.errors import ConfigError, ImagineError, InvalidRequest
@@ -26,11 +26,10 @@ from core.messages import Messages
 from core.options import Defaults
 from core.ports import ChatRef, UserRef
 from core.settings import Settings, load_settings
-from core.types import Background, OutputFormat, Quality, Resolution, SourceImage
+from core.sources import PATH, SourceRef
+from core.types import Background, OutputFormat, Quality, Resolution
 
 log = logging.getLogger("imagine-bot")
-
-_MAX_URL_IMAGE = 20 * 1024 * 1024
 
 
 def _user(raw: str | None) -> UserRef:
@@ -44,7 +43,21 @@ def _user(raw: str | None) -> UserRef:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="imagine-bot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="start every platform whose token is set, else the console chat")
+    run = sub.add_parser(
+        "run", help="start every platform whose token is set, else the console chat"
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also start K worker processes on this machine (jobs run in them and here)",
+    )
+    sub.add_parser(
+        "worker",
+        help="run jobs only, for every platform whose token is set (scale out: more "
+        "processes or machines on one PostgreSQL database)",
+    )
     sub.add_parser("doctor", help="check the configuration and say what is wrong")
 
     def job_options(sp: argparse.ArgumentParser) -> None:
@@ -90,34 +103,34 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _read_file(ref: str) -> bytes:
-    return Path(ref).expanduser().read_bytes()
-
-
-async def _read_image(ref: str) -> tuple[bytes, str | None]:
+def _source(ref: str) -> SourceRef:
+    """A command-line image: a URL (the worker fetches it; vendors that fetch inputs
+    may use it as it is) or a local file, checked now so a typo costs nothing."""
     if ref.startswith(("http://", "https://")):
-        async with (
-            httpx.AsyncClient(timeout=60, follow_redirects=True) as client,
-            client.stream("GET", ref) as response,
-        ):
-            if response.status_code != 200:
-                raise InvalidRequest(
-                    "download", kind="download", reason=f"HTTP {response.status_code}"
-                )
-            data = bytearray()
-            async for chunk in response.aiter_bytes():
-                data += chunk
-                if len(data) > _MAX_URL_IMAGE:
-                    raise InvalidRequest("too big", kind="bytes", limit_mb=20)
-        return bytes(data), ref  # a public URL: vendors that need one may use it
+        return SourceRef(URL, ref, public_url=ref)
+    path = Path(ref).expanduser()
+    if not path.is_file():
+        raise InvalidRequest("missing file", kind="download", reason=f"no file {ref}")
+    return SourceRef(PATH, str(path.resolve()), size=path.stat().st_size)
+
+
+def _writable(folder: Path) -> None:
+    """Found before the paid call, not after it."""
     try:
-        return await asyncio.to_thread(_read_file, ref), None
-    except OSError:
-        raise InvalidRequest("missing file", kind="download", reason=f"no file {ref}") from None
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".imagine-bot-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            f"cannot write results to {folder}: {err.strerror or type(err).__name__}."
+        ) from None
 
 
 async def _job(app: Imagine, args: argparse.Namespace) -> int:
     user = _user(args.user)
+    out_dir = args.out or app.settings.output_dir
+    await asyncio.to_thread(_writable, out_dir)
     profile = await app.profile(user)
     defaults = profile.defaults
     changes = {
@@ -135,28 +148,35 @@ async def _job(app: Imagine, args: argparse.Namespace) -> int:
         if changes
         else Defaults(defaults.aspect, defaults.resolution, defaults.quality, defaults.n)
     )
-    sources: tuple[SourceImage, ...] = ()
-    mask: SourceImage | None = None
+    refs: tuple[SourceRef, ...] = ()
+    mask: SourceRef | None = None
     if args.command == "edit":
-        sources = await app.load_images([await _read_image(ref) for ref in args.image])
+        refs = tuple(_source(ref) for ref in args.image)
         if args.mask:
-            (mask,) = await app.load_images([await _read_image(args.mask)])
+            mask = _source(args.mask)
     request = app.build_request(
         args.prompt,
         defaults,
-        sources,
-        mask,
         user=user,
         background=Background(args.background) if args.background else None,
         output_format=OutputFormat(args.output_format) if args.output_format else None,
+        refs=refs,
+        mask_ref=mask,
     )
-    out = FolderFrontend("cli", args.out or app.settings.output_dir)
-    app.add_frontend(out)
+    # Only this process can write into this folder: its jobs get a queue of their own.
+    out = FolderFrontend(
+        "cli",
+        out_dir,
+        text=app.text,
+        notices=lambda text: print(f"imagine-bot: {text}", file=sys.stderr),
+    )
+    app.add_frontend(out, queue=f"cli:{uuid.uuid4().hex}")
     try:
-        await app.run_job(user, request, ChatRef("cli"))
+        await app.run_job(user, request, ChatRef("cli"), profile=profile)
     except ImagineError as err:
-        await app.acknowledge(err)  # main() prints it next
-        raise
+        if err.job_id is None:  # refused at intake: nobody told the user yet
+            raise
+        return 1  # the worker printed the reason through the frontend
     return 0
 
 
@@ -229,12 +249,16 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 
 
-async def _run(settings: Settings) -> int:
-    stop = asyncio.Event()
+def _signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
+        with contextlib.suppress(NotImplementedError):  # Windows has no signal handlers
             loop.add_signal_handler(sig, stop.set)
+
+
+async def _run(settings: Settings, workers: int) -> int:
+    stop = asyncio.Event()
+    _signals(stop)
     runners: list[Callable[[Imagine, asyncio.Event], Coroutine[Any, Any, None]]] = []
     if settings.telegram_token:
         from bots.telegram import run_telegram
@@ -250,7 +274,7 @@ async def _run(settings: Settings) -> int:
         # Nobody else can reach a console: its one user is the operator.
         settings = replace(settings, admin_ids=settings.admin_ids | {"console:local"})
         runners.append(run_console)
-    async with build_app(settings) as app:
+    async with build_app(settings, announce=True) as app, supervised_workers(workers, stop):
         _tune_gc()
         tasks = [asyncio.create_task(r(app, stop)) for r in runners]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -262,18 +286,52 @@ async def _run(settings: Settings) -> int:
     return 0
 
 
+async def _worker(settings: Settings) -> int:
+    """Workers only: deliver through each platform's REST API, no chat events."""
+    if not (settings.telegram_token or settings.discord_token):
+        raise ConfigError(
+            "imagine-bot worker delivers to Telegram or Discord: set TELEGRAM_BOT_TOKEN "
+            "or DISCORD_BOT_TOKEN (the console chat runs its jobs itself)."
+        )
+    stop = asyncio.Event()
+    _signals(stop)
+    async with build_app(settings) as app, contextlib.AsyncExitStack() as platforms:
+        if settings.telegram_token:
+            from bots.telegram import telegram_delivery
+
+            await platforms.enter_async_context(telegram_delivery(app))
+        if settings.discord_token:
+            from bots.discord import discord_delivery
+
+            await platforms.enter_async_context(discord_delivery(app))
+        _tune_gc()
+        await app.sweep()
+        log.info("worker %s running", app.worker.worker_id if app.worker else "?")
+        await stop.wait()
+    return 0
+
+
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
     # The person at this terminal runs the bot: the local operator account is an admin.
     settings = replace(settings, admin_ids=settings.admin_ids | {"cli:operator"})
     if args.command == "run":
-        return await _run(settings)
+        if args.workers < 0:
+            raise ConfigError("--workers takes a count of 0 or more.")
+        if args.workers and not (settings.telegram_token or settings.discord_token):
+            raise ConfigError(
+                "--workers needs TELEGRAM_BOT_TOKEN or DISCORD_BOT_TOKEN: the console "
+                "chat runs its jobs in its own process."
+            )
+        return await _run(settings, args.workers)
+    if args.command == "worker":
+        return await _worker(settings)
     if args.command == "discord":
         from bots.discord import sync_commands
 
         async with build_app(settings, sweep=False) as app:
             print(await sync_commands(app))
         return 0
-    async with build_app(settings, sweep=False) as app:
+    async with build_app(settings, sweep=False, work=args.command in ("imagine", "edit")) as app:
         if args.command in ("imagine", "edit"):
             return await _job(app, args)
         return await _credits(app, args)
@@ -296,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"imagine-bot: {err.detail}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level if args.command == "run" else "WARNING")
+    configure_logging(settings.log_level if args.command in ("run", "worker") else "WARNING")
     if settings.vendor_is_default_mock and args.command in ("run", "imagine", "edit", "doctor"):
         print(
             "imagine-bot: VENDOR is unset, using the built-in mock vendor (placeholder "

@@ -1,20 +1,47 @@
 """A frontend for the local machine: results are written to a folder and their paths
-printed. Shared by the command line and the console chat."""
+printed. Shared by the command line and the console chat, whose jobs only the
+process that queued them can deliver (each registers its own queue)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import httpx
+
+from core.errors import InvalidRequest
+from core.messages import Messages
 from core.ports import ChatRef, Delivery
+from core.sources import SourceRef
+from core.types import Progress, SourceImage
+from core.vendors.base import ProgressCallback
+
+URL = "url"
+# The largest image the command line fetches from a URL.
+URL_IMAGE_LIMIT = 20 * 1024 * 1024
 
 
 class FolderFrontend:
-    def __init__(self, platform: str, out_dir: Path, emit: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        platform: str,
+        out_dir: Path,
+        emit: Callable[[str], None] = print,
+        *,
+        text: Messages | None = None,
+        show_progress: bool = False,
+        notices: Callable[[str], None] | None = None,
+    ) -> None:
         self.platform = platform
         self.out_dir = out_dir
         self.emit = emit
+        # Where failures and alerts go (the command line: standard error).
+        self.notices = notices or emit
+        self.text = text or Messages()
+        self.show_progress = show_progress
         self.saved: list[Path] = []
 
     def _write(self, delivery: Delivery) -> list[Path]:
@@ -33,7 +60,60 @@ class FolderFrontend:
             self.emit(str(path))
 
     async def notify(self, chat: ChatRef, text: str) -> None:
-        self.emit(text)
+        self.notices(text)
 
     async def alert_admins(self, text: str) -> None:
-        self.emit(text)
+        self.notices(text)
+
+    @contextlib.asynccontextmanager
+    async def progress(self, chat: ChatRef, locale: str) -> AsyncIterator[ProgressCallback | None]:
+        if not self.show_progress:
+            yield None
+            return
+        started = time.monotonic()
+        shown: set[str] = set()
+
+        async def show(progress: Progress) -> None:
+            # One line per stage: a terminal is no place for a ticking clock.
+            if progress.stage != "partial" and progress.stage in shown:
+                return
+            shown.add(progress.stage)
+            self.emit(self.text.status(progress, locale, time.monotonic() - started))
+
+        yield show
+
+    async def fetch_source(self, ref: SourceRef) -> bytes:
+        if ref.kind != URL:
+            raise InvalidRequest("unknown source", kind="download", reason=ref.kind)
+        return await fetch_url(ref.ref)
+
+    async def publish(
+        self, job_id: str, sources: tuple[SourceImage, ...]
+    ) -> tuple[SourceImage, ...]:
+        # A local file has no public address; give the vendor a URL with --image.
+        raise InvalidRequest("no public URL for a local file", kind="public_url")
+
+
+async def fetch_url(url: str) -> bytes:
+    """An http(s) image, streamed with a byte cap; one plain sentence on failure."""
+    if not url.startswith(("http://", "https://")):
+        raise InvalidRequest("not http", kind="download", reason="only http(s) URLs")
+    try:
+        async with (
+            httpx.AsyncClient(timeout=60, follow_redirects=True, max_redirects=5) as client,
+            client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response,
+        ):
+            if response.status_code != 200:
+                raise InvalidRequest(
+                    "download", kind="download", reason=f"HTTP {response.status_code}"
+                )
+            data = bytearray()
+            async for chunk in response.aiter_raw():
+                data += chunk
+                if len(data) > URL_IMAGE_LIMIT:
+                    raise InvalidRequest("too big", kind="bytes", limit_mb=URL_IMAGE_LIMIT >> 20)
+    except httpx.HTTPError as exc:
+        raise InvalidRequest(
+            "unreachable", kind="download", reason=f"could not reach it ({type(exc).__name__})"
+        ) from None
+    return bytes(data)

@@ -117,6 +117,9 @@ def _chat_json(user: UserRef, chat: ChatRef, locale: str) -> str:
     return json.dumps(
         {
             "chat": chat.data,
+            # Who pays may differ from where the answer goes (``imagine-bot imagine
+            # --user telegram:5`` writes files here).
+            "user_platform": user.platform,
             "user": user.user_id,
             "username": user.username,
             "locale": user.locale,
@@ -129,7 +132,10 @@ def _chat_json(user: UserRef, chat: ChatRef, locale: str) -> str:
 def job_context(job: JobRecord, default_locale: str) -> JobContext:
     data = json.loads(job.chat)
     user = UserRef(
-        job.platform, str(data.get("user", "")), data.get("username"), data.get("locale")
+        data.get("user_platform") or job.platform,
+        str(data.get("user", "")),
+        data.get("username"),
+        data.get("locale"),
     )
     locale = data.get("lang") or normalize_locale(data.get("locale"), default_locale)
     return JobContext(user, ChatRef(job.platform, data.get("chat") or {}), locale)
@@ -209,12 +215,12 @@ class JobService:
                 JobRecord(
                     id=job_id,
                     account_id=account_id,
-                    platform=user.platform,
+                    platform=chat.platform,
                     chat=_chat_json(user, chat, locale),
                     kind="edit" if request.is_edit else "generate",
                     params=dump_params(request),
                     estimate=q.hold,
-                    queue=queue or self.frontends.queue_for(user.platform),
+                    queue=queue or self.frontends.queue_for(chat.platform),
                 ),
             )
             try:
@@ -232,7 +238,7 @@ class JobService:
                 tx, job_id, (JobState.NEW,), JobState.RESERVED, hold_id=hold.id
             )
             position = await self._position(
-                tx, job_id, queue or self.frontends.queue_for(user.platform), now
+                tx, job_id, queue or self.frontends.queue_for(chat.platform), now
             )
         await self.store.notify_jobs()
         return Submitted(job_id, q.hold, position)

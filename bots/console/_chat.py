@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import sys
-import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -13,18 +13,18 @@ from bots.files import FolderFrontend
 from core.app import Imagine
 from core.errors import ImagineError, InvalidRequest
 from core.ports import ChatRef, UserRef
-from core.types import Progress
-from core.vendors.base import ProgressCallback
+from core.sources import PATH, SourceRef
 
 CONSOLE_USER = UserRef("console", "local", "you")
 
 
-def _leading_files(words: list[str]) -> list[tuple[bytes, str | None]]:
-    """Pops the leading words that name files and reads them."""
-    blobs: list[tuple[bytes, str | None]] = []
+def _leading_files(words: list[str]) -> list[SourceRef]:
+    """Pops the leading words that name files (the worker reads them)."""
+    refs: list[SourceRef] = []
     while words and Path(words[0]).expanduser().is_file():
-        blobs.append((Path(words.pop(0)).expanduser().read_bytes(), None))
-    return blobs
+        path = Path(words.pop(0)).expanduser().resolve()
+        refs.append(SourceRef(PATH, str(path), size=path.stat().st_size))
+    return refs
 
 
 class ConsoleChat:
@@ -36,8 +36,11 @@ class ConsoleChat:
         self.app = app
         self.emit = emit
         self.user = user
-        self.frontend = FolderFrontend("console", app.settings.output_dir, emit)
-        app.add_frontend(self.frontend)
+        self.frontend = FolderFrontend(
+            "console", app.settings.output_dir, emit, text=app.text, show_progress=True
+        )
+        # Only this process can print here: its jobs get a queue of their own.
+        app.add_frontend(self.frontend, queue=f"console:{uuid.uuid4().hex}")
 
     async def locale(self) -> str:
         return (await self.app.profile(self.user)).locale
@@ -56,8 +59,8 @@ class ConsoleChat:
                 return
             await handler(rest.strip(), locale)
         except ImagineError as err:
-            self.emit(self.app.text.error(err, locale))
-            await self.app.acknowledge(err)
+            if err.job_id is None:  # a queued job's failure was printed by its worker
+                self.emit(self.app.text.error(err, locale))
 
     def _commands(self) -> dict[str, Callable[[str, str], Awaitable[None]]]:
         return {
@@ -74,31 +77,24 @@ class ConsoleChat:
             "/start": self.start,
         }
 
-    def _progress(self, locale: str) -> ProgressCallback:
-        started = time.monotonic()
-
-        async def show(progress: Progress) -> None:
-            self.emit(self.app.text.status(progress, locale, time.monotonic() - started))
-
-        return show
-
     async def imagine(self, text: str, locale: str) -> None:
         profile = await self.app.profile(self.user)
         parsed = self.app.parse_prompt(text, profile.defaults)
         request = self.app.build_request(parsed.prompt, parsed.defaults, user=self.user)
-        await self.app.run_job(self.user, request, ChatRef("console"), self._progress(locale))
+        await self.app.run_job(self.user, request, ChatRef("console"), profile=profile)
 
     async def edit(self, text: str, locale: str) -> None:
         """``/edit PATH [PATH...] instruction``: leading words that are files are sources."""
         words = text.split()
-        blobs = await asyncio.to_thread(_leading_files, words)
-        if not blobs:
+        refs = await asyncio.to_thread(_leading_files, words)
+        if not refs:
             raise InvalidRequest("no image", kind="no_image")
-        sources = await self.app.load_images(blobs)
         profile = await self.app.profile(self.user)
         parsed = self.app.parse_prompt(" ".join(words), profile.defaults)
-        request = self.app.build_request(parsed.prompt, parsed.defaults, sources, user=self.user)
-        await self.app.run_job(self.user, request, ChatRef("console"), self._progress(locale))
+        request = self.app.build_request(
+            parsed.prompt, parsed.defaults, user=self.user, refs=tuple(refs)
+        )
+        await self.app.run_job(self.user, request, ChatRef("console"), profile=profile)
 
     async def price(self, text: str, locale: str) -> None:
         profile = await self.app.profile(self.user)

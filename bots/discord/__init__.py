@@ -1,7 +1,10 @@
 """The Discord frontend: slash commands, the "Edit image" context menu, mention
 replies, persistent result buttons and admin commands over the core facade.
 
-Only three names are public; everything else in this package is private.
+Entry points: ``run_discord`` (gateway, handlers and delivery: ``imagine-bot run``),
+``discord_delivery``/``discord_worker`` (delivery only, over HTTP, for a worker
+process without a gateway connection) and ``sync_commands``. Everything else in
+this package is private.
 """
 
 from __future__ import annotations
@@ -9,17 +12,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import discord
-from discord.ext import commands
 
 from core import redaction
 from core.app import Imagine
 from core.errors import ConfigError
 
 from ._bot import ImagineBot, build_bot
+from ._frontend import DiscordFrontend
+from ._users import PLATFORM
 
-__all__ = ["build_bot", "run_discord", "sync_commands"]
+__all__ = [
+    "DiscordFrontend",
+    "build_bot",
+    "discord_delivery",
+    "discord_worker",
+    "run_discord",
+    "sync_commands",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +46,7 @@ def _token(app: Imagine) -> str:
     return token
 
 
-async def _login(bot: commands.Bot, token: str) -> None:
+async def _login(bot: discord.Client, token: str) -> None:
     try:
         await bot.login(token)
     except discord.LoginFailure:
@@ -54,7 +66,7 @@ async def run_discord(app: Imagine, stop: asyncio.Event) -> None:
         connection = asyncio.create_task(bot.connect(reconnect=True), name="discord-gateway")
         # Deliveries go over REST, which works once logged in: finish what a previous
         # run left for Discord.
-        await app.sweep("discord")
+        await app.sweep(PLATFORM)
         stopping = asyncio.create_task(stop.wait(), name="discord-stop")
         try:
             await asyncio.wait({connection, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -73,6 +85,36 @@ async def run_discord(app: Imagine, stop: asyncio.Event) -> None:
                 )
             if error is not None:
                 raise error
+
+
+async def discord_delivery(
+    app: Imagine,
+) -> tuple[DiscordFrontend, Callable[[], Awaitable[None]]]:
+    """Deliver Discord jobs from this process without a gateway connection: log in
+    over HTTP only, register the frontend with ``app`` (its worker starts claiming
+    Discord jobs) and return it with the coroutine function that closes the client.
+    Status edits, downloads, results and notices all go over REST; the buttons on
+    delivered results are answered by whichever process runs ``run_discord``."""
+    token = _token(app)
+    client = discord.Client(intents=discord.Intents.none())
+    try:
+        await _login(client, token)
+    except BaseException:
+        await client.close()
+        raise
+    frontend = DiscordFrontend(app, client)
+    app.add_frontend(frontend)
+    return frontend, client.close
+
+
+@contextlib.asynccontextmanager
+async def discord_worker(app: Imagine) -> AsyncIterator[DiscordFrontend]:
+    """``discord_delivery`` as a context: the HTTP client is closed on the way out."""
+    frontend, close = await discord_delivery(app)
+    try:
+        yield frontend
+    finally:
+        await close()
 
 
 async def sync_commands(app: Imagine) -> str:

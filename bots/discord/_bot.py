@@ -47,7 +47,7 @@ class ImagineBot(commands.Bot):
             guild_ready_timeout=guild_ready_timeout,
         )
         self.app = app
-        self.frontend = DiscordFrontend(self)
+        self.frontend = DiscordFrontend(app, self)
         self.sync_on_start = sync_on_start
         self.sync_summary = ""
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]

@@ -1,7 +1,8 @@
 """Making and editing images: ``/imagine``, the "Edit image" message context menu and
 (when ``DISCORD_MENTION_REPLIES`` is on) ``@bot <instruction>`` as a reply to an
-image message. Each handler parses the event into a request and awaits one core
-call; ``_jobs`` does the deferring, progress and error reporting."""
+image message. Each handler defers, turns the event into a request whose images are
+references (nothing is downloaded here) and makes one intake call; ``_jobs`` does
+the deferring and error reporting, a worker the rest."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from core.errors import InvalidRequest
+from core.jobs import Submitted
+from core.sources import SourceRef
 
 from ._context import app_of
 from ._errors import locale_for, report_interaction_error
-from ._jobs import JobRun, Overrides, run_for_interaction, run_for_message
+from ._jobs import Intake, Overrides, submit_for_interaction, submit_for_message
 from ._modals import InstructionModal, OnInstruction
 from ._options import IMAGE_OPTIONS, describe, image_option_count, preset_choices, with_choices
-from ._sources import ImageRef, attachment_refs, message_refs
+from ._sources import attachment_refs, checked_refs, message_refs
 
 if TYPE_CHECKING:
     from ._bot import ImagineBot
@@ -60,17 +63,17 @@ async def imagine(
     app = app_of(interaction)
     attachments = [a for a in (image, image2, image3, image4) if a is not None]
     try:
-        # A text file as "image" is refused before anything is deferred or fetched.
+        # A text file as "image" is refused before anything is deferred.
         refs = attachment_refs(attachments, app)
     except InvalidRequest as err:
         await report_interaction_error(interaction, err, "/imagine")
         return
     overrides = overrides_of(aspect, resolution, quality, count)
 
-    async def step(run: JobRun) -> object:
-        return await run.run(await run.request(prompt, refs, overrides))
+    async def step(intake: Intake) -> Submitted:
+        return await intake.submit(intake.request(prompt, refs, overrides))
 
-    await run_for_interaction(interaction, step, "/imagine")
+    await submit_for_interaction(interaction, step, "/imagine")
 
 
 def imagine_command(bot: ImagineBot) -> app_commands.Command[Any, ..., None]:
@@ -104,6 +107,7 @@ class ImagineCog(commands.Cog):
             refs = message_refs(message, app)
             if not refs:
                 raise InvalidRequest("no image", kind="no_image")
+            refs = list(checked_refs(refs, app))
             modal = InstructionModal(
                 text=app.text,
                 locale=await locale_for(app, interaction),
@@ -130,14 +134,14 @@ class ImagineCog(commands.Cog):
         instruction = re.sub(rf"<@!?{me.id}>", " ", message.content).strip()
         app = self.bot.app
 
-        async def step(run: JobRun) -> object:
+        async def step(intake: Intake) -> Submitted:
             refs = message_refs(message, app)
             referenced = await self._referenced(message)
             if referenced is not None:
                 refs += message_refs(referenced, app)
-            return await run.run(await run.request(instruction, refs))
+            return await intake.submit(intake.request(instruction, checked_refs(refs, app)))
 
-        await run_for_message(app, self.bot.frontend, message, step)
+        await submit_for_message(app, self.bot.frontend, message, step)
 
     async def _referenced(self, message: discord.Message) -> discord.Message | None:
         ref = message.reference
@@ -151,11 +155,11 @@ class ImagineCog(commands.Cog):
             return None
 
 
-def _edit_with(refs: list[ImageRef]) -> OnInstruction:
+def _edit_with(refs: list[SourceRef]) -> OnInstruction:
     async def on_instruction(interaction: discord.Interaction, instruction: str) -> None:
-        async def step(run: JobRun) -> object:
-            return await run.run(await run.request(instruction, refs))
+        async def step(intake: Intake) -> Submitted:
+            return await intake.submit(intake.request(instruction, refs))
 
-        await run_for_interaction(interaction, step, "Edit image")
+        await submit_for_interaction(interaction, step, "Edit image")
 
     return on_instruction

@@ -1,11 +1,13 @@
-"""Running an image job from Discord: defer at once (the 3-second rule), remember
-where the answer goes (``ChatRef``), report progress on that one message, and hand
-the request to core. Posting the result is ``DiscordFrontend.deliver``, the same
-code a restarted bot uses for a job it resumes.
+"""Queueing an image job from Discord: defer at once (the 3-second rule), remember
+where the answer goes (``ChatRef``), and make the one intake call. A worker runs
+the job later, in this process or another, and shows its progress, result or
+failure through ``DiscordFrontend`` from the ``ChatRef`` alone; the handler only
+reports a refusal raised by the intake itself (price, limits, bad input).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -13,66 +15,63 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from core.app import Defaults, Imagine, JobReceipt
+from core.app import Defaults, Imagine, Profile, Submitted
 from core.ports import ChatRef, UserRef
-from core.types import ImageRequest, Progress, SourceImage
+from core.sources import SourceRef
+from core.types import ImageRequest, Progress
 
 from ._context import app_of, bot_of
-from ._errors import report_interaction_error, report_message_error
-from ._progress import ProgressReporter
+from ._errors import redact, report_interaction_error, report_message_error
 from ._render import CHANNEL_UPLOAD_LIMIT
-from ._sources import ImageRef, load_refs
 from ._users import PLATFORM, interaction_user, user_ref
 
 if TYPE_CHECKING:
     from ._frontend import DiscordFrontend
 
+log = logging.getLogger(__name__)
+
 # Option overrides from slash-command choices, applied over the user's defaults.
 Overrides = dict[str, Any]
 
 
-@dataclass
-class JobRun:
-    """One job in flight: who asked, in which language, where it is answered."""
+@dataclass(frozen=True)
+class Intake:
+    """One chat event asking for a job: who asks, with which defaults, where the
+    answer goes."""
 
     app: Imagine
-    http: discord.http.HTTPClient
     user: UserRef
-    locale: str
-    defaults: Defaults
+    profile: Profile
     chat: ChatRef
-    progress: ProgressReporter
-    frontend: DiscordFrontend
 
-    async def request(
+    def request(
         self,
         text: str,
-        refs: Sequence[ImageRef] = (),
+        refs: Sequence[SourceRef] = (),
         overrides: Overrides | None = None,
         *,
         base: Defaults | None = None,
-        sources: tuple[SourceImage, ...] = (),
     ) -> ImageRequest:
-        """Prompt (with inline ``--ar`` style flags) + images -> a validated request."""
-        defaults = replace(base or self.defaults, **(overrides or {}))
+        """Prompt (with inline ``--ar`` style flags) + image references -> a checked
+        request; nothing is downloaded."""
+        defaults = replace(base or self.profile.defaults, **(overrides or {}))
         parsed = self.app.parse_prompt(text, defaults)
-        sources = sources + await load_refs(self.app, self.http, refs)
         return self.app.build_request(
-            parsed.prompt, parsed.defaults, sources=sources, user=self.user
+            parsed.prompt, parsed.defaults, user=self.user, refs=tuple(refs)
         )
 
-    async def run(self, request: ImageRequest) -> JobReceipt:
-        return await self.app.run_job(self.user, request, self.chat, on_progress=self.progress)
+    async def submit(self, request: ImageRequest) -> Submitted:
+        return await self.app.submit(self.user, request, self.chat, profile=self.profile)
 
-    async def reroll(self, job_id: str) -> JobReceipt:
-        return await self.app.reroll(self.user, job_id, self.chat, on_progress=self.progress)
+    async def reroll(self, job_id: str) -> Submitted:
+        return await self.app.reroll(self.user, job_id, self.chat, profile=self.profile)
 
-    def close(self) -> None:
-        self.frontend.untrack(self.chat)
+    async def variation(self, job_id: str) -> Submitted:
+        return await self.app.variation(self.user, job_id, self.chat, profile=self.profile)
 
 
 def interaction_chat(interaction: discord.Interaction, message_id: int | None) -> ChatRef:
-    """Everything a restarted bot needs to answer: the interaction token edits the
+    """Everything any process needs to answer: the interaction token edits the
     deferred message for 15 minutes; after that the channel gets a new message."""
     return ChatRef(
         PLATFORM,
@@ -107,88 +106,66 @@ def message_chat(message: discord.Message, status: discord.Message) -> ChatRef:
     )
 
 
-async def begin_interaction(interaction: discord.Interaction) -> JobRun:
+async def begin_interaction(interaction: discord.Interaction) -> Intake:
     """Defer publicly (the result is for the channel to see), then look the user up."""
     response = await interaction.response.defer(thinking=True)
     interaction.extras["deferred_public"] = True
-    app, bot = app_of(interaction), bot_of(interaction)
+    app = app_of(interaction)
     user = interaction_user(interaction)
     profile = await app.profile(user)
     message_id = response.message_id if response is not None else None
-    chat = interaction_chat(interaction, message_id)
-
-    async def edit(text: str, files: list[discord.File] | None) -> None:
-        if files is None:
-            await interaction.edit_original_response(content=text)
-        else:
-            await interaction.edit_original_response(content=text, attachments=files)
-
-    reporter = ProgressReporter(
-        app.text, profile.locale, edit, upload_limit=interaction.filesize_limit
-    )
-    bot.frontend.track(chat, reporter)
-    return JobRun(
-        app, bot.http, user, profile.locale, profile.defaults, chat, reporter, bot.frontend
-    )
+    return Intake(app, user, profile, interaction_chat(interaction, message_id))
 
 
-JobStep = Callable[[JobRun], Awaitable[object]]
+JobStep = Callable[[Intake], Awaitable[Submitted]]
 
 
-async def run_for_interaction(interaction: discord.Interaction, step: JobStep, where: str) -> None:
-    """Defer, run ``step`` (build a request, one core call) and turn any failure into
-    the one ephemeral sentence. The result itself is posted by the frontend."""
-    run: JobRun | None = None
+async def submit_for_interaction(
+    interaction: discord.Interaction, step: JobStep, where: str
+) -> None:
+    """Defer, run ``step`` (build a request, one intake call) and turn a refusal into
+    the one ephemeral sentence. Everything after that is the worker's."""
     try:
-        run = await begin_interaction(interaction)
-        await step(run)
+        intake = await begin_interaction(interaction)
+        submitted = await step(intake)
     except Exception as err:
         await report_interaction_error(interaction, err, where)
-    finally:
-        if run is not None:
-            run.close()
+        return
+    await show_queued(bot_of(interaction).frontend, intake, submitted)
 
 
-async def run_for_message(
+async def submit_for_message(
     app: Imagine, frontend: DiscordFrontend, message: discord.Message, step: JobStep
 ) -> None:
-    run: JobRun | None = None
+    """A mention-reply has no interaction: a reply to it becomes the status message,
+    and a refusal is written into that reply."""
     status: discord.Message | None = None
     try:
-        run, status = await begin_message(app, frontend, message)
-        await step(run)
+        user = user_ref(message.author)
+        profile = await app.profile(user)
+        status = await message.reply(
+            app.text.status(Progress(stage="submitted"), profile.locale, 0.0),
+            mention_author=False,
+        )
+        intake = Intake(app, user, profile, message_chat(message, status))
+        submitted = await step(intake)
     except Exception as err:
         await report_message_error(app, message, err, status)
-    finally:
-        if run is not None:
-            run.close()
+        return
+    await show_queued(frontend, intake, submitted)
 
 
-async def begin_message(
-    app: Imagine, frontend: DiscordFrontend, message: discord.Message
-) -> tuple[JobRun, discord.Message]:
-    """A mention-reply has no interaction: a reply to it becomes the status message."""
-    user = user_ref(message.author)
-    profile = await app.profile(user)
-    status = await message.reply(
-        app.text.status(Progress(stage="submitted"), profile.locale, 0.0),
-        mention_author=False,
-    )
-    chat = message_chat(message, status)
-
-    async def edit(text: str, files: list[discord.File] | None) -> None:
-        if files is None:
-            await status.edit(content=text)
-        else:
-            await status.edit(content=text, attachments=files)
-
-    limit = int(chat.data["upload_limit"])
-    reporter = ProgressReporter(app.text, profile.locale, edit, upload_limit=limit)
-    frontend.track(chat, reporter)
-    run = JobRun(
-        app, frontend.bot.http, user, profile.locale, profile.defaults, chat, reporter, frontend
-    )
-    return run, status
+async def show_queued(frontend: DiscordFrontend, intake: Intake, submitted: Submitted) -> None:
+    """A job that waits for a vendor slot says where it is in the queue; the worker
+    keeps the position current and takes the message over once the job runs."""
+    if not submitted.position:
+        return
+    try:
+        async with frontend.progress(intake.chat, intake.profile.locale) as show:
+            if show is not None:
+                await show(Progress(stage="queued", queue_position=submitted.position))
+    except discord.HTTPException as exc:  # cosmetic
+        log.debug("showing the queue position failed: %s", redact(str(exc)))
 
 
 def job_defaults(request: ImageRequest) -> Defaults:

@@ -1,8 +1,9 @@
 """One status message per job, edited as core reports progress.
 
 Edits are throttled (Discord rate-limits message edits; about one per 1.5 s keeps a
-job's status lively without queueing behind discord.py's limiter). Once the result
-is being delivered the reporter is closed, so a late status can never overwrite it.
+job's status lively without queueing behind discord.py's limiter). Core closes the
+reporter (``DiscordFrontend.progress``) before the result is delivered, so a late
+status can never overwrite it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class ProgressReporter:
         upload_limit: int,
         interval: float = 1.5,
         clock: Callable[[], float] = time.monotonic,
+        elapsed: float = 0.0,
     ) -> None:
         self._text = text
         self._locale = locale
@@ -42,7 +44,8 @@ class ProgressReporter:
         self._upload_limit = upload_limit
         self._interval = interval
         self._clock = clock
-        self._started = clock()
+        # ``elapsed``: seconds since the user asked, before this reporter existed.
+        self._started = clock() - max(0.0, elapsed)
         self._last: float | None = None
         self._lock = asyncio.Lock()
         self.closed = False
@@ -66,6 +69,10 @@ class ProgressReporter:
             try:
                 await self._edit(text, files)
                 self.edits += 1
+            except (discord.NotFound, discord.Forbidden) as exc:
+                # The status message is gone or out of reach: stop trying.
+                self.closed = True
+                log.info("status message unavailable: %s", redact(str(exc)))
             except discord.HTTPException as exc:
                 # A lost status edit must never fail the job itself.
                 log.warning("status edit failed: %s", redact(str(exc)))

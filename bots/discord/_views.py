@@ -3,7 +3,9 @@
 Each is a ``DynamicItem`` whose state (the job id) lives in its ``custom_id``
 (``imagine:reroll:<job_id>``, ``imagine:vary:<job_id>``, ``imagine:edit:<job_id>``),
 so the buttons keep working after a restart: the bot registers the templates, not
-the messages. Whoever presses a button pays for the new job.
+the messages. Only the person who made the image (or an admin) may press them, and
+pays for the new job; core checks that (``InvalidRequest(kind="not_yours")``) and
+anyone else gets one ephemeral sentence.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from typing import Any, Self
 
 import discord
 
+from core.app import Submitted
 from core.messages import Messages
 
 from ._context import app_of
 from ._errors import locale_for, report_interaction_error
-from ._jobs import JobRun, job_defaults, run_for_interaction
+from ._jobs import Intake, job_defaults, submit_for_interaction
 from ._modals import InstructionModal
+from ._users import interaction_user
 
 _JOB_ID = r"(?P<job_id>[A-Za-z0-9_-]{1,64})"
 Button = discord.ui.Button[discord.ui.View]
@@ -45,10 +49,12 @@ class RerollButton(discord.ui.DynamicItem[Button], template=rf"imagine:reroll:{_
         return cls(match["job_id"], _label(item, "Reroll"))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        async def step(run: JobRun) -> object:
-            return await run.reroll(self.job_id)
+        job_id = self.job_id
 
-        await run_for_interaction(interaction, step, "reroll")
+        async def step(intake: Intake) -> Submitted:
+            return await intake.reroll(job_id)
+
+        await submit_for_interaction(interaction, step, "reroll")
 
 
 class VariationsButton(discord.ui.DynamicItem[Button], template=rf"imagine:vary:{_JOB_ID}"):
@@ -63,10 +69,12 @@ class VariationsButton(discord.ui.DynamicItem[Button], template=rf"imagine:vary:
         return cls(match["job_id"], _label(item, "Variations"))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        async def step(run: JobRun) -> object:
-            return await run.run(await run.app.variation_request(run.user, self.job_id))
+        job_id = self.job_id
 
-        await run_for_interaction(interaction, step, "variations")
+        async def step(intake: Intake) -> Submitted:
+            return await intake.variation(job_id)
+
+        await submit_for_interaction(interaction, step, "variations")
 
 
 class EditButton(discord.ui.DynamicItem[Button], template=rf"imagine:edit:{_JOB_ID}"):
@@ -84,17 +92,17 @@ class EditButton(discord.ui.DynamicItem[Button], template=rf"imagine:edit:{_JOB_
         try:
             app = app_of(interaction)
             job_id = self.job_id
+            # Someone else's image: the sentence now, not after a modal.
+            await app.variation_request(interaction_user(interaction), job_id)
 
             async def on_instruction(submit: discord.Interaction, instruction: str) -> None:
-                async def step(run: JobRun) -> object:
+                async def step(intake: Intake) -> Submitted:
                     # An edit of this job's first result, keeping its size and quality.
-                    base = await run.app.variation_request(run.user, job_id)
-                    request = await run.request(
-                        instruction, base=job_defaults(base), sources=base.sources
-                    )
-                    return await run.run(request)
+                    base = await intake.app.variation_request(intake.user, job_id)
+                    request = intake.request(instruction, base.refs, base=job_defaults(base))
+                    return await intake.submit(request)
 
-                await run_for_interaction(submit, step, "edit button")
+                await submit_for_interaction(submit, step, "edit button")
 
             modal = InstructionModal(
                 text=app.text,

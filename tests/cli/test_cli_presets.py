@@ -189,10 +189,10 @@ def test_credits_commands(
         ({"VENDOR": "nope"}, "VENDOR"),
         ({"VENDOR": "aiearth"}, "VENDOR_API_KEY"),
         ({"VENDOR": "compat-sizes", "VENDOR_API_KEY": "k"}, "VENDOR_BASE_URL"),
-        ({"VENDOR_CONCURRENCY": "many"}, "VENDOR_CONCURRENCY"),
+        ({"VENDOR_CONCURRENCY_MAX": "many"}, "VENDOR_CONCURRENCY_MAX"),
         ({"ADMIN_USER_IDS": "123"}, "ADMIN_USER_IDS"),
         ({"VENDOR_CONFIG": "missing.toml"}, "VENDOR_CONFIG"),
-        ({"DATABASE_URL": "postgresql://x"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
     ],
 )
 def test_bad_settings_stop_with_one_sentence(
