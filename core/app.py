@@ -23,7 +23,6 @@ from core.pricing import quote
 from core.settings import Settings
 from core.sources import STORED, SourceRef
 from core.sweeper import Sweeper, SweepReport
-from core.worker import Worker
 from core.types import (
     Background,
     ImageRequest,
@@ -34,6 +33,7 @@ from core.types import (
 )
 from core.vendors.base import ProgressCallback
 from core.vendors.preset import Preset
+from core.worker import Worker
 from storage.files import FileStore
 from storage.interfaces import Account, JobRecord, Store, Tx
 

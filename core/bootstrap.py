@@ -10,17 +10,17 @@ from collections.abc import AsyncIterator, Iterable
 
 from core import redaction
 from core.app import Imagine
-from core.frontends import Frontends
 from core.concurrency import VendorLimit
+from core.frontends import Frontends
 from core.images import ImageLimits
 from core.jobs import JobLimits, JobService
 from core.messages import Messages
 from core.metrics import MetricsRecorder
 from core.settings import Settings
 from core.sweeper import Sweeper
-from core.worker import Worker
 from core.vendors.factory import build_vendor
 from core.vendors.http import quiet_http_loggers
+from core.worker import Worker
 from storage import open_store
 from storage.files import FileStore
 

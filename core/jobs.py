@@ -52,7 +52,7 @@ from core.pricing import Quote, actual_cost, quote
 from core.sources import PATH, STORED, SourceRef, stored_mask_key, stored_source_key
 from core.types import GeneratedImage, ImageRequest, ImageResult, Progress, SourceImage
 from core.vendor_health import VendorHealth
-from core.vendors.base import ImageVendor, ProgressCallback
+from core.vendors.base import ImageVendor, ProgressCallback, SubmittedCallback
 from storage.errors import InsufficientFunds
 from storage.files import FileStore
 from storage.interfaces import (
@@ -127,6 +127,10 @@ def _chat_json(user: UserRef, chat: ChatRef, locale: str) -> str:
         },
         ensure_ascii=False,
     )
+
+
+def _read_path(path: str) -> bytes:
+    return Path(path).expanduser().read_bytes()
 
 
 def job_context(job: JobRecord, default_locale: str) -> JobContext:
@@ -210,19 +214,9 @@ class JobService:
                 >= self.limits.per_minute
             ):
                 raise UserRateLimited()
-            await self.store.jobs.insert(
-                tx,
-                JobRecord(
-                    id=job_id,
-                    account_id=account_id,
-                    platform=chat.platform,
-                    chat=_chat_json(user, chat, locale),
-                    kind="edit" if request.is_edit else "generate",
-                    params=dump_params(request),
-                    estimate=q.hold,
-                    queue=queue or self.frontends.queue_for(chat.platform),
-                ),
-            )
+            # The account row is locked (the hold) before the job row refers to it:
+            # the other order deadlocks concurrent submits on PostgreSQL, where the
+            # job's foreign key share-locks the account first.
             try:
                 hold = await self.store.ledger.reserve(
                     tx,
@@ -234,8 +228,20 @@ class JobService:
                 )
             except InsufficientFunds as exc:
                 raise InsufficientCredits(price=q.hold, balance=exc.available) from None
-            await self.store.jobs.transition(
-                tx, job_id, (JobState.NEW,), JobState.RESERVED, hold_id=hold.id
+            await self.store.jobs.insert(
+                tx,
+                JobRecord(
+                    id=job_id,
+                    account_id=account_id,
+                    platform=chat.platform,
+                    chat=_chat_json(user, chat, locale),
+                    kind="edit" if request.is_edit else "generate",
+                    params=dump_params(request),
+                    estimate=q.hold,
+                    state=JobState.RESERVED,
+                    hold_id=hold.id,
+                    queue=queue or self.frontends.queue_for(chat.platform),
+                ),
             )
             position = await self._position(
                 tx, job_id, queue or self.frontends.queue_for(chat.platform), now
@@ -397,15 +403,15 @@ class JobService:
         await self.tell_failure(job.id, ctx, err)
         self._finished(job.id, err)
 
-    async def _sources(self, job_id: str, request: ImageRequest, frontend: Frontend) -> ImageRequest:
+    async def _sources(
+        self, job_id: str, request: ImageRequest, frontend: Frontend
+    ) -> ImageRequest:
         """Fetch, check and keep the job's sources (rerolls read them back), and give
         them public links when the vendor fetches inputs by URL."""
         if not request.refs and request.mask_ref is None:
             return request
         refs = list(request.refs)
-        blobs = [
-            (await self._fetch(ref, frontend), ref.public_url) for ref in refs
-        ]
+        blobs = [(await self._fetch(ref, frontend), ref.public_url) for ref in refs]
         sources = await load_sources(blobs, self.image_limits)
         mask: SourceImage | None = None
         if request.mask_ref is not None:
@@ -427,14 +433,14 @@ class JobService:
                 raise InvalidRequest("source gone", kind="download", reason="gone") from None
         if ref.kind == PATH:
             try:
-                return await asyncio.to_thread(Path(ref.ref).expanduser().read_bytes)
+                return await asyncio.to_thread(_read_path, ref.ref)
             except OSError:
                 raise InvalidRequest(
                     "missing file", kind="download", reason=f"no file {ref.ref}"
                 ) from None
         return await frontend.fetch_source(ref)
 
-    def _on_submitted(self, job_id: str, owner: str) -> Callable[[str], object]:
+    def _on_submitted(self, job_id: str, owner: str) -> SubmittedCallback:
         async def submitted(vendor_ref: str) -> None:
             async with self.store.transaction() as tx:
                 await self.store.jobs.transition(
@@ -525,7 +531,9 @@ class JobService:
             cost=cost,
             balance_after=balance_after,
             locale=ctx.locale,
-            caption=self.text.caption(ctx.locale, request.prompt, cost, balance_after, revised_prompt),
+            caption=self.text.caption(
+                ctx.locale, request.prompt, cost, balance_after, revised_prompt
+            ),
             revised_prompt=revised_prompt,
         )
         delivered = len(images)
@@ -535,12 +543,14 @@ class JobService:
             await frontend.deliver(delivery)
         except DeliveryIncomplete as err:
             if err.delivered <= 0:
-                return await self._undelivered(job_id, ctx, err, cost, owner)
+                await self._undelivered(job_id, ctx, err, cost, owner)
+                return None
             # The user has some of the images: they pay for those, once.
             log.warning("job %s: %d of %d images delivered", job_id, err.delivered, len(images))
             delivered = err.delivered
         except BaseException as err:
-            return await self._undelivered(job_id, ctx, err, cost, owner)
+            await self._undelivered(job_id, ctx, err, cost, owner)
+            return None
         charge = cost if delivered >= len(images) else cost * delivered // len(images)
         await self.mark_delivered(job_id, delivered)
         await self.settle(job_id, charge, loss=cost - charge)
@@ -553,9 +563,7 @@ class JobService:
     ) -> None:
         log.warning("delivery of job %s failed: %s", job_id, type(err).__name__)
         # The vendor billed these images; the user never saw them.
-        await asyncio.shield(
-            self.fail(job_id, err, loss=cost, code="delivery_failed", owner=owner)
-        )
+        await asyncio.shield(self.fail(job_id, err, loss=cost, code="delivery_failed", owner=owner))
         if not isinstance(err, Exception):  # cancelled: shutting down
             self._finished(job_id, err)
             raise err
@@ -563,7 +571,6 @@ class JobService:
         failed.job_id = job_id
         await self.tell_failure(job_id, ctx, failed)
         self._finished(job_id, failed)
-        return None
 
     async def mark_delivered(self, job_id: str, delivered: int) -> None:
         """Recorded before the charge: if settling fails, recovery retries only the
@@ -655,7 +662,9 @@ class JobService:
         try:
             await frontend.notify(ctx.chat, self.text.error(err, ctx.locale))
         except Exception as exc:
-            log.warning("could not tell %s about job %s: %s", ctx.user.key, job_id, type(exc).__name__)
+            log.warning(
+                "could not tell %s about job %s: %s", ctx.user.key, job_id, type(exc).__name__
+            )
             return
         await self.acknowledge(job_id)
 

@@ -77,7 +77,7 @@ class Messages:
         text may echo the prompt, a key or anything else, so it stays in the log."""
         if err.params.get("moderation"):
             return self.t(f"{err.code}.moderation", locale)
-        raw = err.fail_code if isinstance(err, TaskFailed) else None
+        raw: object = err.fail_code if isinstance(err, TaskFailed) else None
         raw = raw or err.params.get("vendor_code") or err.params.get("status")
         code = str(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
         if _VENDOR_CODE.fullmatch(code):

@@ -67,7 +67,9 @@ class Frontend(Protocol):
         """The bytes of one of this platform's source references."""
         ...
 
-    async def publish(self, job_id: str, sources: tuple[SourceImage, ...]) -> tuple[SourceImage, ...]:
+    async def publish(
+        self, job_id: str, sources: tuple[SourceImage, ...]
+    ) -> tuple[SourceImage, ...]:
         """Give sources without a public URL one, for vendors that fetch inputs by
         URL; the sources as they are when the platform has no links of its own."""
         ...

@@ -120,9 +120,14 @@ class Sweeper:
                 log.exception("sweeping job %s failed", job.id)
                 report.errors.append(f"{job.id}: {type(exc).__name__}")
         for job in stale:
-            if job.claimed_by is None and job.created_at < now - self.queue_timeout:
-                if await self.jobs.fail(job.id, QueueTimedOut()):
-                    report.voided += 1
+            if job.claimed_by is not None or job.created_at >= now - self.queue_timeout:
+                continue
+            # Taken first, so a worker claiming it this instant cannot also run it.
+            taken = await self._take(job)
+            if taken is not None and await self.jobs.fail(
+                job.id, QueueTimedOut(), owner=self.owner
+            ):
+                report.voided += 1
         await self._notify_failed(report, platform)
         await self._expire_holds(report)
         return report
@@ -161,9 +166,8 @@ class Sweeper:
         elif state == JobState.POLLING:
             self.worker.spawn(job.id, self._resume(taken))
             report.resumed += 1
-        elif state == JobState.DELIVERING:
-            if await self._redeliver(taken, report):
-                report.redelivered += 1
+        elif state == JobState.DELIVERING and await self._redeliver(taken, report):
+            report.redelivered += 1
 
     async def _resume(self, job: JobRecord) -> None:
         ctx = self.jobs.context(job)

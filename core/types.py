@@ -124,9 +124,7 @@ class Usage:
     def clamped(self) -> Usage:
         """The same figures, each forced into 0..MAX_TOKENS (non-numbers become 0), so
         pricing never trusts a value it did not check."""
-        return Usage(
-            **{name: token_count(getattr(self, name)) or 0 for name in _USAGE_FIELDS}
-        )
+        return Usage(**{name: token_count(getattr(self, name)) or 0 for name in _USAGE_FIELDS})
 
 
 _USAGE_FIELDS = (

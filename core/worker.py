@@ -106,11 +106,12 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
-    async def _wait(self, waiting: Coroutine[Any, Any, Any], timeout: float) -> None:
+    async def _wait(self, waiting: Coroutine[Any, Any, Any], limit: float) -> None:
+        """Until ``waiting`` is done, the worker is stopped, or ``limit`` seconds."""
         stop = asyncio.ensure_future(self._stopping.wait())
         other = asyncio.ensure_future(waiting)
         try:
-            await asyncio.wait({stop, other}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({stop, other}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in (stop, other):
                 task.cancel()
@@ -172,9 +173,7 @@ class Worker:
                 continue
             try:
                 async with self.store.transaction() as tx:
-                    kept = await self.store.jobs.renew(
-                        tx, self.worker_id, held, self.lease_until()
-                    )
+                    kept = await self.store.jobs.renew(tx, self.worker_id, held, self.lease_until())
             except Exception:
                 log.exception("renewing the job leases failed")
                 continue

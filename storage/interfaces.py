@@ -351,6 +351,7 @@ class JobRepo(Protocol):
         worker whose job was taken over changes nothing. A move to a terminal state
         drops the claim."""
         ...
+
     async def update(self, tx: Tx, job_id: str, **fields: object) -> bool: ...
     async def in_states(
         self, tx: Tx, states: Sequence[str], *, older_than: float | None = None, limit: int = 100
@@ -380,28 +381,34 @@ class JobRepo(Protocol):
         limit so every process together stays under it. None when nothing can be
         claimed."""
         ...
+
     async def renew(
         self, tx: Tx, worker_id: str, job_ids: Sequence[str], lease_until: float
     ) -> list[str]:
         """Extend the leases ``worker_id`` still holds; returns those ids."""
         ...
+
     async def release(self, tx: Tx, job_id: str, worker_id: str) -> bool:
         """Give a claimed job that never reached the vendor back to the queue."""
         ...
+
     async def expired_claims(self, tx: Tx, now: float, limit: int = 100) -> list[JobRecord]:
         """Non-terminal claimed jobs whose lease ran out before ``now``."""
         ...
+
     async def take_over(
         self, tx: Tx, job_id: str, worker_id: str, *, now: float, lease_until: float
     ) -> JobRecord | None:
         """Claim ``job_id`` for ``worker_id`` only if it is unclaimed or its lease
         expired before ``now`` (compare-and-swap); None if someone holds it."""
         ...
+
     async def queued(
         self, tx: Tx, queues: Sequence[str] | None = None, limit: int = 500
     ) -> list[JobRecord]:
         """Unclaimed RESERVED jobs in claim order (for queue positions)."""
         ...
+
     async def in_flight(self, tx: Tx, now: float) -> int:
         """Live claims holding a vendor slot (see ``claim``)."""
         ...
@@ -415,10 +422,12 @@ class LimitRepo(Protocol):
         """Create the limit at ``initial`` if missing; a changed ceiling applies (the
         value is clamped to it)."""
         ...
+
     async def get(self, tx: Tx, name: str) -> Limit | None: ...
     async def grow(self, tx: Tx, name: str, step: int = 1) -> Limit | None:
         """One more slot, up to the ceiling (after a call that succeeded)."""
         ...
+
     async def cut(
         self, tx: Tx, name: str, *, now: float, not_before: float = 0.0, window: float = 1.0
     ) -> Limit | None:

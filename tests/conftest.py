@@ -39,9 +39,7 @@ class RecordingFrontend:
         self.block: asyncio.Event | None = None
 
     @contextlib.asynccontextmanager
-    async def progress(
-        self, chat: ChatRef, locale: str
-    ) -> AsyncIterator[ProgressCallback | None]:
+    async def progress(self, chat: ChatRef, locale: str) -> AsyncIterator[ProgressCallback | None]:
         async def seen(progress: Progress) -> None:
             self.progress_seen.append(progress)
 

@@ -2,8 +2,8 @@
 replies, persistent result buttons and admin commands over the core facade.
 
 Entry points: ``run_discord`` (gateway, handlers and delivery: ``imagine-bot run``),
-``discord_delivery``/``discord_worker`` (delivery only, over HTTP, for a worker
-process without a gateway connection) and ``sync_commands``. Everything else in
+``discord_delivery`` (delivery only, over HTTP, for a worker process without a
+gateway connection) and ``sync_commands``. Everything else in
 this package is private.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import discord
 
@@ -28,7 +28,6 @@ __all__ = [
     "DiscordFrontend",
     "build_bot",
     "discord_delivery",
-    "discord_worker",
     "run_discord",
     "sync_commands",
 ]
@@ -87,34 +86,23 @@ async def run_discord(app: Imagine, stop: asyncio.Event) -> None:
                 raise error
 
 
-async def discord_delivery(
-    app: Imagine,
-) -> tuple[DiscordFrontend, Callable[[], Awaitable[None]]]:
-    """Deliver Discord jobs from this process without a gateway connection: log in
-    over HTTP only, register the frontend with ``app`` (its worker starts claiming
-    Discord jobs) and return it with the coroutine function that closes the client.
-    Status edits, downloads, results and notices all go over REST; the buttons on
-    delivered results are answered by whichever process runs ``run_discord``."""
+@contextlib.asynccontextmanager
+async def discord_delivery(app: Imagine) -> AsyncIterator[DiscordFrontend]:
+    """Deliver Discord jobs from this process without a gateway connection (the
+    ``imagine-bot worker`` process): log in over HTTP only, register the frontend
+    with ``app`` (its worker starts claiming Discord jobs), yield it, and close the
+    client on the way out. Status edits, source downloads, results and notices all
+    go over REST; the buttons on delivered results are answered by whichever
+    process runs ``run_discord``."""
     token = _token(app)
     client = discord.Client(intents=discord.Intents.none())
     try:
         await _login(client, token)
-    except BaseException:
-        await client.close()
-        raise
-    frontend = DiscordFrontend(app, client)
-    app.add_frontend(frontend)
-    return frontend, client.close
-
-
-@contextlib.asynccontextmanager
-async def discord_worker(app: Imagine) -> AsyncIterator[DiscordFrontend]:
-    """``discord_delivery`` as a context: the HTTP client is closed on the way out."""
-    frontend, close = await discord_delivery(app)
-    try:
+        frontend = DiscordFrontend(app, client)
+        app.add_frontend(frontend)
         yield frontend
     finally:
-        await close()
+        await client.close()
 
 
 async def sync_commands(app: Imagine) -> str:

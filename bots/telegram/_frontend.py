@@ -120,7 +120,9 @@ class TelegramFrontend:
             raise InvalidRequest("PUBLIC_BASE_URL is not set", kind="public_url")
         files = self.public_files
         return tuple(
-            s if s.public_url else replace(s, public_url=files.link(stored_source_key(job_id, i), s.mime))
+            s
+            if s.public_url
+            else replace(s, public_url=files.link(stored_source_key(job_id, i), s.mime))
             for i, s in enumerate(sources)
         )
 
@@ -164,7 +166,9 @@ class TelegramFrontend:
 
         sent: list[Message] = []
         try:
-            await self._post(delivery, chat_id, reply_to, caption, keyboard, photos, documents, sent)
+            await self._post(
+                delivery, chat_id, reply_to, caption, keyboard, photos, documents, sent
+            )
         except Exception as err:
             # Whatever reached the chat is the user's: they pay for those images.
             if not sent:

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import math
 import time
 
 from aiohttp import web
@@ -74,7 +75,7 @@ class PublicFiles:
         """A URL for a file-store key under ``jobs/``, valid for ``ttl`` seconds."""
         if not store_key.startswith(PUBLISHABLE_PREFIX):
             raise ValueError(f"not publishable: {store_key!r}")
-        expires = int(time.time() + self.ttl)
+        expires = math.ceil(time.time() + self.ttl)
         ext = mime.split("/", 1)[-1].replace("jpeg", "jpg")
         name = _b64(store_key.encode())
         return f"{self.base_url}/i/{expires}/{self._sign(store_key, expires)}/{name}.{ext}"

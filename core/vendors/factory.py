@@ -50,9 +50,7 @@ def build_vendor(
     transport: httpx.AsyncBaseTransport = AiohttpTransport(connections)
     if on_pushback is not None:
         transport = PushbackTransport(transport, on_pushback)
-    client = build_client(
-        preset, api_key=api_key, max_connections=connections, transport=transport
-    )
+    client = build_client(preset, api_key=api_key, max_connections=connections, transport=transport)
     downloader = build_download_client(max_connections=connections)
     vendor: ImageVendor
     if preset.style == "openai":

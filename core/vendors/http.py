@@ -514,6 +514,7 @@ def data_url(image: SourceImage) -> str:
 
 # --- logging --------------------------------------------------------------------------------
 
+
 def redact(text: str) -> str:
     """``text`` with bearer tokens, ``sk-`` keys, bot tokens and every configured
     secret scrubbed (see ``core.redaction``)."""

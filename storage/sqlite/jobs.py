@@ -315,9 +315,7 @@ class SqliteJobs:
             return None
         now = self._clock()
         if limit is not None:
-            row = await t.fetchone(
-                "SELECT value, not_before FROM limits WHERE name = ?", (limit,)
-            )
+            row = await t.fetchone("SELECT value, not_before FROM limits WHERE name = ?", (limit,))
             if row is not None:
                 if float(row["not_before"]) > now:
                     return None

@@ -32,9 +32,7 @@ def parse_sqlite_url(url: str) -> str:
         return url
     scheme = scheme.lower()
     if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
-        raise StorageError(
-            "a PostgreSQL URL is not a SQLite one: open it with storage.open_store"
-        )
+        raise StorageError("a PostgreSQL URL is not a SQLite one: open it with storage.open_store")
     if scheme not in ("sqlite", "sqlite3", "file"):
         raise StorageError(
             f"unsupported database URL scheme {scheme!r}: expected sqlite:///path or a file path"

@@ -123,7 +123,9 @@ def test_envelope_vendor_edits_and_reports_code_errors(
         assert body["size"] == "4:3" and body["image"].startswith("data:image/png;base64,")
         fake.inject(Fault("envelope_error", message="prompt rejected by policy"))
         code, paths, err = _run(capsys, "edit", "x", "--image", "source.png")
-        assert code == 1 and "prompt rejected by policy" in err and "not charged" in err
+        # One fixed sentence and the vendor's code; the vendor's own words go to the log.
+        assert code == 1 and "(error 1001)" in err and "not charged" in err
+        assert "prompt rejected by policy" not in err
         code, paths, err = _run(capsys, "imagine", "a cat")
         assert code == 1 and "only edits" in err
 

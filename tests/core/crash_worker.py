@@ -52,9 +52,7 @@ class Frontend:
         self.notices.append(text)
 
     @contextlib.asynccontextmanager
-    async def progress(
-        self, chat: ChatRef, locale: str
-    ) -> AsyncIterator[ProgressCallback | None]:
+    async def progress(self, chat: ChatRef, locale: str) -> AsyncIterator[ProgressCallback | None]:
         yield None
 
     async def fetch_source(self, ref: SourceRef) -> bytes:

@@ -22,6 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from PIL import Image
 
 from core.app import Imagine
+from core.concurrency import VendorLimit
 from core.errors import (
     CannotResume,
     DeliveryFailed,
@@ -33,7 +34,6 @@ from core.errors import (
     VendorRejected,
     VendorUnavailable,
 )
-from core.concurrency import VendorLimit
 from core.frontends import Frontends
 from core.images import ImageLimits
 from core.jobs import JobLimits, JobService
@@ -42,10 +42,10 @@ from core.options import Defaults
 from core.ports import ChatRef, UserRef
 from core.settings import load_settings
 from core.sweeper import Sweeper
-from core.worker import Worker
 from core.types import GeneratedImage, ImageRequest, ImageResult
 from core.vendors.base import ProgressCallback, SubmittedCallback
 from core.vendors.presets import PRESETS
+from core.worker import Worker
 from storage import open_store
 from storage.files import FileStore
 from tests.conftest import RecordingFrontend

@@ -4,6 +4,7 @@ vendor-402 pause."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -103,7 +104,7 @@ async def test_vendor_faults_cost_the_user_nothing(
     app, frontend = aiearth
     if fault.kind == "bad_result_url":
         vendor.answer_with = "url"
-    vendor.inject(fault)
+    vendor.inject(dataclasses.replace(fault))  # a fresh copy per backend: faults are used up
     with pytest.raises(error) as caught:
         await app.run_job(ALICE, request(app), CHAT)
     text = app.text.error(caught.value, "en")

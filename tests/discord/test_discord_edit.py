@@ -8,12 +8,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
+from bots.discord._sources import is_discord_media
 from core.bootstrap import build_app
+from core.ports import UserRef
 from core.settings import load_settings
 from tests.fakes.discord_api import FakeDiscord
 
-from .conftest import CHANNEL_ID, OTHER_ID, USER_ID, Harness, base_env, png, running
+from .conftest import ADMIN_ID, CHANNEL_ID, OTHER_ID, USER_ID, Harness, base_env, png, running
 
 
 async def open_modal(harness: Harness, target: dict[str, object]) -> tuple[str, dict[str, object]]:
@@ -57,6 +60,87 @@ async def test_context_menu_without_image_answers_ephemerally(harness: Harness) 
     await fake.send_interaction(menu)
     text = await harness.ephemeral(menu)
     assert "Reply to a message with an image" in text
+
+
+@pytest.fixture
+async def elsewhere() -> AsyncIterator[tuple[str, list[str]]]:
+    """A web server that is not Discord (think: an internal address), recording hits."""
+    hits: list[str] = []
+
+    async def serve(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(body=png(), content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}", hits
+    finally:
+        await runner.cleanup()
+
+
+def foreign_embeds(*urls: str) -> list[dict[str, object]]:
+    return [{"type": "image", "url": u, "thumbnail": {"url": u}} for u in urls]
+
+
+async def test_embed_outside_discord_is_never_fetched(
+    harness: Harness, elsewhere: tuple[str, list[str]]
+) -> None:
+    fake = harness.fake
+    base, hits = elsewhere
+    embeds = foreign_embeds(f"{base}/secret.png", "http://127.0.0.1:9/x.png")
+    target = fake.message("look", author_id=OTHER_ID, embeds=embeds)
+    menu = fake.context_menu_interaction("Edit image", target, user_id=USER_ID)
+    await fake.send_interaction(menu)
+    text = await harness.ephemeral(menu)
+    assert "Reply to a message with an image" in text
+    await asyncio.sleep(0.2)
+    assert hits == []
+    assert not fake.cdn_requests
+
+
+async def test_foreign_embed_beside_an_attachment_is_dropped(
+    harness: Harness, elsewhere: tuple[str, list[str]]
+) -> None:
+    fake = harness.fake
+    base, hits = elsewhere
+    source = fake.attachment(png(40, 40, "white"), "mine.png", "image/png")
+    target = fake.message(
+        "look", author_id=OTHER_ID, attachments=[source], embeds=foreign_embeds(f"{base}/x.png")
+    )
+    custom_id, _ = await open_modal(harness, target)
+    submit = await harness.submit(custom_id, {"instruction": "add a moon"})
+    result = await harness.result(submit)
+    assert "add a moon" in result.payload["embeds"][0]["description"]
+    jobs = await harness.app.admin_jobs(UserRef("discord", str(ADMIN_ID)))
+    request = await harness.app.job_request(jobs[0].job_id)
+    assert [r.ref for r in request.refs] == [source["url"]]
+    assert hits == []
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://cdn.discordapp.com/attachments/1/2/a.png?ex=1", True),
+        ("https://media.discordapp.net/attachments/1/2/a.png", True),
+        ("http://cdn.discordapp.com/attachments/1/2/a.png", False),
+        ("https://cdn.discordapp.com:8443/attachments/1/2/a.png", False),
+        ("https://cdn.discordapp.com.evil.example/a.png", False),
+        ("https://user:pw@cdn.discordapp.com/a.png", False),
+        ("https://evil.example/?u=https://cdn.discordapp.com/a.png", False),
+        ("http://127.0.0.1:9/x.png", False),
+        ("http://169.254.169.254/latest/meta-data", False),
+        ("file:///etc/passwd", False),
+        ("not a url", False),
+    ],
+)
+def test_only_discord_media_hosts_count(url: str, ok: bool) -> None:
+    assert is_discord_media(url) is ok
 
 
 async def test_corrupt_image_is_refused_after_download(harness: Harness) -> None:

@@ -10,7 +10,7 @@ from dataclasses import replace
 from bots.discord._render import caption_embed
 from core.messages import Messages
 from core.ports import ChatRef, Delivery, UserRef
-from core.types import GeneratedImage, ImageRequest
+from core.types import GeneratedImage, ImageRequest, Progress
 
 from .conftest import CHANNEL_ID, GUILD_ID, USER_ID, Harness, png
 
@@ -122,3 +122,40 @@ async def test_a_delivered_caption_reaches_discord_escaped(harness: Harness) -> 
     description = sent[0].payload["embeds"][0]["description"]
     assert "\\[click me](" in description and "\\[free credits](" in description
     assert "\\*\\*urgent\\*\\*" in description
+
+
+async def test_progress_with_an_expired_token_edits_the_status_message_by_id(
+    harness: Harness,
+) -> None:
+    fake = harness.fake
+    status = fake.message("thinking", author_id=harness.fake.bot_user_id)
+    chat = ChatRef(
+        "discord",
+        {
+            "kind": "interaction",
+            "channel_id": CHANNEL_ID,
+            "guild_id": GUILD_ID,
+            "user_id": USER_ID,
+            "application_id": 1,
+            "token": "expired-token",
+            "message_id": int(status["id"]),
+            "created": time.time() - 3600,
+        },
+    )
+    start = len(fake.calls)
+    async with harness.bot.frontend.progress(chat, "en") as show:
+        assert show is not None
+        await show(Progress(stage="queued", queue_position=3))
+    path = f"/channels/{CHANNEL_ID}/messages/{status['id']}"
+    edits = [c for c in fake.calls[start:] if c.method == "PATCH"]
+    assert [c.path for c in edits] == [path]
+    assert "3" in edits[0].payload["content"]
+    # closed once the context ends: a late report edits nothing
+    await show(Progress(stage="polling"))
+    assert len([c for c in fake.calls[start:] if c.method == "PATCH"]) == 1
+
+
+async def test_no_status_message_means_no_progress(harness: Harness) -> None:
+    chat = ChatRef("discord", {"kind": "message", "channel_id": CHANNEL_ID})
+    async with harness.bot.frontend.progress(chat, "en") as show:
+        assert show is None

@@ -120,7 +120,9 @@ async def test_attachment_option_edits_instead_of_generating(harness: Harness) -
     jobs = await harness.app.admin_jobs(UserRef("discord", str(ADMIN_ID)))
     assert jobs[0].kind == "edit"
     request = await harness.app.job_request(jobs[0].job_id)
-    assert request.sources[0].public_url == source["url"]  # Discord CDN URL kept for vendors
+    ref = request.refs[0]  # a reference: the worker fetched it, the intake did not
+    assert (ref.kind, ref.ref, ref.size) == ("discord", source["url"], source["size"])
+    assert ref.public_url == source["url"]  # Discord CDN URL kept for vendors
 
 
 async def test_failed_delivery_is_not_charged(
@@ -138,3 +140,18 @@ async def test_failed_delivery_is_not_charged(
     assert await harness.balance() == 100
     assert "delivery" in caplog.text or "failed" in caplog.text
     assert payload["token"] not in caplog.text
+
+
+async def test_broke_user_with_attachment_downloads_nothing(harness: Harness) -> None:
+    fake = harness.fake
+    admin = UserRef("discord", str(ADMIN_ID))
+    await harness.app.admin_set(admin, UserRef("discord", str(USER_ID)), 1)
+    source = fake.attachment(png(80, 60, "green"), "broke.png", "image/png")
+    payload = await harness.slash(
+        "imagine", {"prompt": "make it night", "quality": "high", "image": source}
+    )
+    text = await harness.ephemeral(payload)
+    assert "costs 4 credits" in text and "balance is 1" in text
+    assert not [url for url in fake.cdn_requests if "broke.png" in url]
+    assert await harness.balance() == 1
+    assert not await harness.app.admin_jobs(admin)  # nothing queued

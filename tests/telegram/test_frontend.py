@@ -16,11 +16,11 @@ from bots.telegram import build_application, run_telegram
 from bots.telegram._frontend import fit_caption, photo_fits
 from bots.telegram._keyboards import decode, encode
 from bots.telegram._public_files import PublicFiles, link_key
-from storage.files import FileStore
 from core.bootstrap import build_app
 from core.ports import ChatRef, Delivery, UserRef
 from core.settings import load_settings
 from core.types import GeneratedImage, ImageRequest
+from storage.files import FileStore
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.telegram.conftest import TOKEN, USER_ID, Harness, env_for
 
@@ -129,7 +129,7 @@ async def test_chinese_telegram_users_get_chinese(bot: Harness) -> None:
 async def test_public_files_serve_only_signed_unexpired_job_files(tmp_path: Path) -> None:
     store = FileStore(tmp_path / "files")
     await store.put_many([("jobs/j1/source-0", b"PNGDATA"), ("secret.txt", b"no")])
-    files = PublicFiles("https://img.example.com", "127.0.0.1:0", store, link_key("1:T"), ttl=1)
+    files = PublicFiles("https://img.example.com", "127.0.0.1:0", store, link_key("1:T"), ttl=2)
     await files.start()
     try:
         url = files.link("jobs/j1/source-0", "image/png")
@@ -145,9 +145,11 @@ async def test_public_files_serve_only_signed_unexpired_job_files(tmp_path: Path
             assert ok.status_code == 200 and ok.content == b"PNGDATA"
             assert (await client.get("/".join(forged))).status_code == 404
             foreign = other_key.link("jobs/j1/source-0", "image/png")
-            assert (await client.get(foreign.removeprefix("https://img.example.com"))).status_code == 404
+            assert (
+                await client.get(foreign.removeprefix("https://img.example.com"))
+            ).status_code == 404
             assert (await client.post(path)).status_code == 405
-            await asyncio.sleep(2.1)
+            await asyncio.sleep(3.1)
             assert (await client.get(path)).status_code == 404
     finally:
         await files.stop()
