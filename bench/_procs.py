@@ -3,6 +3,16 @@ Telegram Bot API and the real bot, each a separate OS process on 127.0.0.1.
 
 Every process writes stdout+stderr to a log file in the run's work folder (a pipe
 nobody drains would block it); readiness is read back from that file.
+
+The bench imports nothing from ``tests``. The two fake servers still live in
+``tests/fakes`` (the suite's own fakes, ~3,800 lines that the tests import and
+extend); the bench starts them as separate processes by module name
+(``FAKE_VENDOR_MODULE``, ``FAKE_TELEGRAM_MODULE``), so a move of the fakes changes
+these two names only.
+
+``imagine-bot run --workers K`` starts K worker processes as children of the bot
+(the intake): ``tree_pids`` / ``tree_cpu_seconds`` cover the whole process tree,
+``children`` finds the workers by parent pid.
 """
 
 from __future__ import annotations
@@ -21,6 +31,8 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+FAKE_VENDOR_MODULE = "tests.fakes.vendor_server"
+FAKE_TELEGRAM_MODULE = "tests.fakes.telegram_api"
 TOKEN = "123456:bench-token-abcdefghijklmnopqrstuvwxyz"
 BOT_ID = 123456
 
@@ -84,22 +96,88 @@ class Proc:
 
     def cpu_seconds(self) -> float:
         """utime + stime of the process from /proc/<pid>/stat (0 once it is gone)."""
-        try:
-            raw = Path(f"/proc/{self.pid}/stat").read_text()
-        except OSError:
-            return 0.0
-        fields = raw[raw.rindex(")") + 2 :].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        return cpu_seconds(self.pid)
+
+    def tree_cpu_seconds(self) -> float:
+        """CPU seconds of this process and every live descendant (its workers)."""
+        return sum(cpu_seconds(pid) for pid in tree_pids(self.pid))
+
+    def children(self) -> list[int]:
+        return children(self.pid)
 
     def peak_rss_mb(self) -> float:
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
+        return peak_rss_mb(self.pid)
+
+    def tree_peak_rss_mb(self) -> float:
+        """The largest peak RSS of one process in the tree (each has its own heap)."""
+        return max((peak_rss_mb(pid) for pid in tree_pids(self.pid)), default=0.0)
+
+    def kill_tree(self) -> list[int]:
+        """SIGKILL this process and its descendants, as a crashed machine or container
+        would lose them (a SIGKILLed parent alone leaves its children running). The
+        parent is frozen first so it cannot start another child meanwhile. Returns the
+        descendants' pids."""
+        if not self.alive():
+            return []
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGSTOP)
+        below = tree_pids(self.pid)[1:]
+        self.kill()
+        for pid in below:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return below
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (field 3 on), or None."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (all its threads), 0 once it is gone."""
+    fields = _stat(pid)
+    if fields is None or fields[0] == "Z":
         return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (by parent pid, walking /proc)."""
+    out: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat(int(entry.name))
+        if fields is not None and fields[0] != "Z" and int(fields[1]) == pid:
+            out.append(int(entry.name))
+    return sorted(out)
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and all its live descendants, parents first (empty once it is gone)."""
+    if _stat(pid) is None:
+        return []
+    out, todo = [pid], [pid]
+    while todo:
+        below = children(todo.pop())
+        out += below
+        todo += below
+    return out
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def spawn(
@@ -158,7 +236,7 @@ async def start_vendor(
     argv = [
         sys.executable,
         "-m",
-        "tests.fakes.vendor_server",
+        FAKE_VENDOR_MODULE,
         "--style",
         style,
         "--port",
@@ -245,7 +323,7 @@ async def start_telegram(workdir: Path, *, name: str = "telegram") -> TelegramFa
     argv = [
         sys.executable,
         "-m",
-        "tests.fakes.telegram_api",
+        FAKE_TELEGRAM_MODULE,
         "--port",
         "0",
         "--token",
@@ -284,16 +362,29 @@ def bot_env(
     return env
 
 
-def bot_argv() -> list[str]:
+def bot_argv(workers: int = 0) -> list[str]:
+    """``imagine-bot run`` (plus ``--workers K`` when asked for)."""
     script = Path(sys.executable).with_name("imagine-bot")
-    if script.exists():
-        return [str(script), "run"]
-    return [sys.executable, "-m", "bots.cli", "run"]
+    argv = [str(script), "run"] if script.exists() else [sys.executable, "-m", "bots.cli", "run"]
+    return argv + (["--workers", str(workers)] if workers else [])
 
 
-def start_bot(workdir: Path, env: dict[str, str], *, name: str = "bot") -> Proc:
+def start_bot(workdir: Path, env: dict[str, str], *, workers: int = 0, name: str = "bot") -> Proc:
     # cwd is the work folder: a developer's .env in the repository must not leak in.
-    return spawn(name, bot_argv(), workdir, env=env, cwd=workdir)
+    # The worker children inherit it (and the environment) from the intake.
+    return spawn(name, bot_argv(workers), workdir, env=env, cwd=workdir)
+
+
+async def wait_workers(bot: Proc, workers: int, timeout: float = 30.0) -> list[int]:
+    """Until the intake has started its ``workers`` children; their pids."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = bot.children()
+        if len(found) >= workers or time.monotonic() > deadline:
+            return found
+        if not bot.alive():
+            raise RuntimeError(f"bot exited:\n{bot.text()[-3000:]}")
+        await asyncio.sleep(0.1)
 
 
 async def wait_polling(

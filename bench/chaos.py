@@ -1,20 +1,29 @@
 """Chaos: the real bot under random traffic, a faulty vendor and SIGKILLs; then the books.
 
 Usage: .venv/bin/python bench/chaos.py [--duration 180] [--users 40] [--seed 1]
-           [--style openai|tasks] [--rate 4] [--keep]
+           [--style openai|tasks] [--rate 4] [--backend sqlite|postgres]
+           [--workers K] [--lease 5] [--keep]
 
 Starts the fake vendor (``compat-sizes`` for ``--style openai``, the async-task
 ``aigptimage`` for ``--style tasks``) injecting random faults (402, 409, 429, 500,
 hangs that end in the bot's timeout, slow answers, malformed bodies, dropped
 connections, billed-then-500; for tasks: tasks that fail or finish late), the fake
-Telegram Bot API, and the real bot (``imagine-bot run``). Random traffic from
+Telegram Bot API, and the real bot (``imagine-bot run --workers K``: the intake
+and K worker processes, its children) on SQLite or, with ``--backend postgres``, a
+throwaway PostgreSQL server (``bench/_postgres.py``). Random traffic from
 ``--users`` users (generate, edit by replying to a result, reroll and variation
 buttons, balance) plus admin top-ups and /resume runs for ``--duration`` seconds
-while the bot is SIGKILLed at random moments and restarted at once.
+while bot processes are SIGKILLed at random moments: a worker (found by its parent
+pid; the intake's supervisor starts it again), or the intake, restarted at once. An
+intake is killed together with its workers, as a crashed machine or container would
+lose them (a SIGKILLed intake alone would leave its workers running as orphans);
+the new intake starts K new ones. The bot runs with a short job lease
+(``JOB_LEASE_SECONDS``, ``--lease``, 5 s by default; the bot's own default is 30 s)
+so jobs of killed processes are recovered within the run; the run says so.
 
 Then traffic stops, the vendor stops misbehaving, the bot is killed once more and
 restarted with nothing to do but sweep; once every job is terminal (or after a
-timeout) it is stopped and the SQLite file is checked through ``storage``:
+timeout) it is stopped and the database is checked through ``storage``:
 
 - the ledger sums to zero and no balance is negative (``check_invariants``);
 - every job is terminal; every job's user received the image (a send carrying the
@@ -23,16 +32,21 @@ timeout) it is stopped and the SQLite file is checked through ``storage``:
   to ``system:vendor_loss`` (listed);
 - no hold was resolved twice and every hold agrees with its job.
 
-Exits 1 on any violation (each is printed), 0 otherwise.
+Exits 1 on any violation (each is printed), and when nothing happened (no
+traffic or no jobs: "no jobs ran"); 0 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import json
+import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -47,6 +61,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from PIL import Image  # noqa: E402
+
+from bench._postgres import PostgresServer  # noqa: E402
 from bench._procs import (  # noqa: E402
     Proc,
     TelegramFake,
@@ -55,10 +72,10 @@ from bench._procs import (  # noqa: E402
     start_bot,
     start_telegram,
     start_vendor,
+    tree_pids,
 )
 from core.vendors.presets import PRESETS  # noqa: E402
 from storage import SYSTEM_VENDOR_LOSS, open_store  # noqa: E402
-from tests.fakes.images import png_bytes  # noqa: E402
 
 ADMIN = 1
 FIRST_USER = 20_000
@@ -96,6 +113,20 @@ class World:
     def prompt(self, what: str) -> str:
         self.nonce += 1
         return f"{what} #{self.nonce}"
+
+
+def png_bytes(width: int, height: int, color: tuple[int, int, int]) -> bytes:
+    """A small real PNG for the users' own photos (``--style tasks``)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+async def _fetchall(tx: Any, sql: str) -> list[Any]:
+    """Rows of a read-only query on either backend (aiosqlite ``fetchall``, asyncpg
+    ``fetch``); the queries here are plain SQL that both accept."""
+    fetch = getattr(tx, "fetchall", None) or tx.fetch
+    return list(await fetch(sql))
 
 
 def _reroll_job(call: dict[str, Any]) -> str | None:
@@ -219,6 +250,17 @@ async def _traffic(
         await asyncio.sleep(world.rng.expovariate(rate))
 
 
+async def _crash_intake(
+    workdir: Path, env: dict[str, str], holder: list[Proc], workers: int
+) -> list[int]:
+    """SIGKILL the intake and its workers, start a new intake (which starts K new
+    workers); the killed workers' pids."""
+    below = holder[0].kill_tree()
+    await asyncio.to_thread(holder[0].popen.wait)
+    holder[0] = start_bot(workdir, env, workers=workers)
+    return below
+
+
 async def _killer(
     workdir: Path,
     env: dict[str, str],
@@ -226,17 +268,24 @@ async def _killer(
     rng: random.Random,
     gap: tuple[float, float],
     until: float,
-    kills: list[float],
+    kills: list[tuple[float, str]],
+    workers: int,
 ) -> None:
     while True:
         wait = rng.uniform(*gap)
         if time.monotonic() + wait >= until:
             return
         await asyncio.sleep(wait)
-        holder[0].kill()
-        await asyncio.to_thread(holder[0].popen.wait)
-        kills.append(time.monotonic())
-        holder[0] = start_bot(workdir, env)
+        # With K workers: a worker K times in K+1, the intake (and its workers) else.
+        victims = holder[0].children() if workers else []
+        if victims and rng.random() < workers / (workers + 1):
+            pid = rng.choice(victims)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            kills.append((time.monotonic(), "worker"))
+            continue
+        await _crash_intake(workdir, env, holder, workers)
+        kills.append((time.monotonic(), "intake"))
 
 
 # --- the checks ------------------------------------------------------------------------
@@ -257,15 +306,16 @@ def _bill_price(preset_name: str, bill: dict[str, Any]) -> int:
     raise KeyError(f"no price for bill {bill}")
 
 
-async def _jobs_settled(db: Path) -> tuple[int, int, int]:
+async def _jobs_settled(url: str) -> tuple[int, int, int]:
     """(jobs, not terminal, failed and not yet told)."""
-    store = await open_store(f"sqlite:///{db}")
+    store = await open_store(url)
     try:
         async with store.read() as tx:
-            rows = await tx.fetchall(  # type: ignore[attr-defined]
+            rows = await _fetchall(
+                tx,
                 "SELECT COUNT(*), "
-                "SUM(state NOT IN ('SUCCEEDED', 'FAILED')), "
-                "SUM(state = 'FAILED' AND notified = 0) FROM jobs"
+                "SUM(CASE WHEN state NOT IN ('SUCCEEDED', 'FAILED') THEN 1 ELSE 0 END), "
+                "SUM(CASE WHEN state = 'FAILED' AND NOT notified THEN 1 ELSE 0 END) FROM jobs",
             )
     finally:
         await store.close()
@@ -274,30 +324,34 @@ async def _jobs_settled(db: Path) -> tuple[int, int, int]:
 
 
 async def check(
-    db: Path, calls: list[dict[str, Any]], bills: list[dict[str, Any]], preset: str
+    url: str, calls: list[dict[str, Any]], bills: list[dict[str, Any]], preset: str
 ) -> tuple[list[str], list[str]]:
     """(violations, report lines)."""
     bad: list[str] = []
     out: list[str] = []
-    store = await open_store(f"sqlite:///{db}")
+    store = await open_store(url)
     try:
         async with store.read() as tx:
             invariants = await store.ledger.check_invariants(tx)
             totals = await store.ledger.totals(tx)
-            jobs = [dict(r) for r in await tx.fetchall("SELECT * FROM jobs")]  # type: ignore[attr-defined]
-            holds = {r["id"]: dict(r) for r in await tx.fetchall("SELECT * FROM holds")}  # type: ignore[attr-defined]
+            jobs = [dict(r) for r in await _fetchall(tx, "SELECT * FROM jobs")]
+            holds = {r["id"]: dict(r) for r in await _fetchall(tx, "SELECT * FROM holds")}
             transfers = [
                 dict(r)
-                for r in await tx.fetchall(  # type: ignore[attr-defined]
+                for r in await _fetchall(
+                    tx,
                     "SELECT t.*, d.external_id AS debit, c.external_id AS credit FROM transfers t "
                     "JOIN accounts d ON d.id = t.debit_account_id "
-                    "JOIN accounts c ON c.id = t.credit_account_id ORDER BY seq"
+                    "JOIN accounts c ON c.id = t.credit_account_id ORDER BY seq",
                 )
             ]
             loss_id = (await store.ledger.system_account(tx, SYSTEM_VENDOR_LOSS)).id
     finally:
         await store.close()
 
+    # 0. something happened at all
+    if not jobs:
+        bad.append("no jobs ran: the database holds no job")
     # 1. the ledger
     out.append(f"ledger totals: {json.dumps(totals)}")
     bad += [f"ledger: {p}" for p in invariants]
@@ -422,7 +476,7 @@ async def check(
 
 
 async def _start_all(
-    workdir: Path, args: argparse.Namespace
+    workdir: Path, args: argparse.Namespace, database_url: str
 ) -> tuple[VendorFake, TelegramFake, dict[str, str]]:
     spec = STYLES[args.style]
     style, flavor = spec["fake"]
@@ -450,7 +504,10 @@ async def _start_all(
         "USER_JOBS_PER_MINUTE": "30",
         "SWEEP_INTERVAL": "1",
         "DELIVERY_GRACE": "5",
-        "VENDOR_CONCURRENCY": "8",
+        # Jobs of a killed process come back when their lease runs out: a short one
+        # recovers them within the run (the bot's default is 30 s).
+        "JOB_LEASE_SECONDS": f"{args.lease:g}",
+        "DATABASE_URL": database_url,
         "LOG_LEVEL": "WARNING",
     }
     if spec["preset"] == "aigptimage":
@@ -464,14 +521,32 @@ async def _start_all(
 async def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="imagine-chaos-"))
     print(f"work folder: {workdir}")
+    with contextlib.ExitStack() as stack:
+        if args.backend == "postgres":
+            pg = stack.enter_context(PostgresServer())
+            shown = pg.settings("server_version", "fsync", "synchronous_commit")
+            print(f"PostgreSQL {pg.url} ({', '.join(f'{k}={v}' for k, v in shown.items())})")
+            url = pg.url
+        else:
+            url = f"sqlite:///{workdir / 'db.sqlite3'}"
+        return await _run(args, workdir, url)
+    raise AssertionError("unreachable")
+
+
+async def _run(args: argparse.Namespace, workdir: Path, url: str) -> int:
     rng = random.Random(args.seed)
-    vendor, telegram, env = await _start_all(workdir, args)
-    holder = [start_bot(workdir, env)]
+    print(
+        f"JOB_LEASE_SECONDS={args.lease:g} set for this run (the bot's default is 30 s) so "
+        f"jobs of killed processes are recovered within it"
+    )
+    vendor, telegram, env = await _start_all(workdir, args, url)
+    holder = [start_bot(workdir, env, workers=args.workers)]
     users = [FIRST_USER + i for i in range(args.users)]
     world = World(rng, users)
-    kills: list[float] = []
+    kills: list[tuple[float, str]] = []
     preset = STYLES[args.style]["preset"]
     started = time.monotonic()
+    settled = (0, -1, -1)
     try:
         async with httpx.AsyncClient(timeout=60) as client:
             if args.style == "tasks":
@@ -484,42 +559,54 @@ async def run(args: argparse.Namespace) -> int:
                 await telegram.control(client, "message", {"user_id": user, "text": "/start"})
             until = started + args.duration
             gap = (max(4.0, args.duration / 12), max(8.0, args.duration / 6))
+            if args.workers:  # more processes to kill: kill more often
+                gap = (gap[0] / 2, gap[1] / 2)
             await asyncio.gather(
                 _traffic(client, telegram, world, args.style, args.rate, until),
-                _killer(workdir, env, holder, rng, gap, until, kills),
+                _killer(workdir, env, holder, rng, gap, until, kills, args.workers),
             )
             # Traffic stops; let the live bot finish what it can.
             await vendor.post(client, "config", {"fault_rate": 0.0})
             await asyncio.sleep(args.drain)
             # One more crash, then a bot with nothing to do but sweep.
-            holder[0].kill()
-            await asyncio.to_thread(holder[0].popen.wait)
-            kills.append(time.monotonic())
-            holder[0] = start_bot(workdir, env)
-            deadline = time.monotonic() + SETTLE_TIMEOUT
-            state = (0, -1, -1)
+            await _crash_intake(workdir, env, holder, args.workers)
+            kills.append((time.monotonic(), "intake"))
+            deadline = time.monotonic() + SETTLE_TIMEOUT + args.lease
             while time.monotonic() < deadline:
                 await asyncio.sleep(1.0)
                 _learn(world, await telegram.poll(client))
-                state = await _jobs_settled(workdir / "db.sqlite3")
-                if state[1] == 0 and state[2] == 0:
+                settled = await _jobs_settled(url)
+                if settled[1] == 0 and settled[2] == 0:
                     await asyncio.sleep(1.5)  # last notices reach the fake
                     break
-            await holder[0].stop()
+            await holder[0].stop(timeout=60)
             await telegram.poll(client)
             bills = await vendor.get(client, "billed")
             requests = await vendor.get(client, "requests")
     finally:
+        below = tree_pids(holder[0].pid)[1:]
         for proc in (holder[0], telegram.proc, vendor.proc):
-            await proc.stop()
+            await proc.stop(timeout=60 if proc is holder[0] else 10)
+        for pid in below:  # workers the intake could not stop in time: nothing left running
+            if Path(f"/proc/{pid}").exists():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
-    bad, lines = await check(workdir / "db.sqlite3", telegram.calls, bills, preset)
+    bad, lines = await check(url, telegram.calls, bills, preset)
+    actions = sum(world.actions.values())
+    if actions == 0:
+        bad.insert(0, "no jobs ran: the traffic generator sent no action")
     print(
-        f"chaos: style={args.style} preset={preset} duration={args.duration:.0f}s "
-        f"users={args.users} seed={args.seed}"
+        f"chaos: style={args.style} preset={preset} backend={args.backend} "
+        f"workers={args.workers} duration={args.duration:.0f}s users={args.users} "
+        f"seed={args.seed} lease={args.lease:g}s"
     )
-    print(f"traffic: {sum(world.actions.values())} actions {dict(world.actions)}")
-    print(f"bot SIGKILLed {len(kills)} times (last one after traffic stopped)")
+    print(f"traffic: {actions} actions {dict(world.actions)}")
+    by_kind = Counter(kind for _, kind in kills)
+    print(
+        f"SIGKILLs: {len(kills)} ({by_kind['intake']} of the intake with its workers, "
+        f"the last one after traffic stopped; {by_kind['worker']} of a worker alone)"
+    )
     print(f"vendor: {len(requests)} API requests, {len(bills)} billed")
     tg_methods = Counter(c["method"] for c in telegram.calls)
     print(f"telegram calls: {dict(tg_methods)}")
@@ -560,8 +647,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=6.0,
         help="seconds the live bot gets to finish after traffic stops",
     )
+    p.add_argument(
+        "--backend",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the bot's database; postgres starts a throwaway server (bench/_postgres.py)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="K",
+        help="worker processes beside the intake: imagine-bot run --workers K (default 0)",
+    )
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=5.0,
+        help="JOB_LEASE_SECONDS of the bot for this run (default 5; the bot's own is 30)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work folder")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.workers < 0:
+        p.error("--workers takes 0 or more")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from core.errors import ConfigError, ImagineError, InvalidRequest
 from core.messages import Messages
 from core.options import Defaults
 from core.ports import ChatRef, UserRef
+from core.redaction import secrets_from
 from core.settings import Settings, load_settings
 from core.sources import PATH, SourceRef
 from core.types import Background, OutputFormat, Quality, Resolution
@@ -354,7 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"imagine-bot: {err.detail}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level if args.command in ("run", "worker") else "WARNING")
+    configure_logging(
+        settings.log_level if args.command in ("run", "worker") else "WARNING",
+        secrets=secrets_from(settings),
+    )
     if settings.vendor_is_default_mock and args.command in ("run", "imagine", "edit", "doctor"):
         print(
             "imagine-bot: VENDOR is unset, using the built-in mock vendor (placeholder "

@@ -13,7 +13,6 @@ from core.admin import AccountReport, CreditAdmin, HistoryEntry, JobSummary
 from core.drafts import Drafts
 from core.errors import InvalidRequest
 from core.frontends import Frontends
-from core.images import load_sources
 from core.job_params import load_request, result_files
 from core.jobs import JobReceipt, JobService, Submitted
 from core.messages import Messages, normalize_locale
@@ -188,10 +187,7 @@ class Imagine:
     # --- requests ---------------------------------------------------------------
 
     def parse_prompt(self, text: str, defaults: Defaults) -> ParsedPrompt:
-        return parse_prompt(text, defaults)
-
-    async def load_images(self, blobs: list[tuple[bytes, str | None]]) -> tuple[SourceImage, ...]:
-        return await load_sources(blobs, self.limits)
+        return parse_prompt(text, defaults, self.preset)
 
     def _request(
         self,

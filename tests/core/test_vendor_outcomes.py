@@ -178,6 +178,7 @@ async def test_adapter_refusal_before_sending_books_no_loss(
     tmp_path: Path, make_app: Callable[..., AbstractAsyncContextManager[Imagine]]
 ) -> None:
     from core.errors import Unsupported
+    from core.images import load_sources
     from tests.fakes.images import png_bytes
     from tests.fakes.vendor_tasks import FakeTaskVendor
 
@@ -189,7 +190,7 @@ async def test_adapter_refusal_before_sending_books_no_loss(
     ):
         app.add_frontend(RecordingFrontend())
         await fund(app, ALICE, 100)
-        sources = await app.load_images([(png_bytes(64, 64), None)])  # no public URL
+        sources = await load_sources([(png_bytes(64, 64), None)], app.limits)  # no public URL
         req = app.build_request("edit it", (await app.profile(ALICE)).defaults, sources)
         with pytest.raises(Unsupported):
             await app.run_job(ALICE, req, CHAT)
