@@ -56,6 +56,8 @@ class VendorLimit:
 
     async def succeeded(self) -> None:
         """A vendor call went through: one slot back if the limit was cut."""
+        if self._tasks:  # push-backs this call met are recorded first
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if time.monotonic() - self._read_at > REFRESH_INTERVAL:
             async with self.store.read() as tx:
                 limit = await self.store.limits.get(tx, self.name)
