@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import re
 import signal
 import sys
 import uuid
@@ -33,12 +34,21 @@ from core.types import Background, OutputFormat, Quality, Resolution
 log = logging.getLogger("imagine-bot")
 
 
+_USER_FORMS = re.compile(r"^(?:telegram:-?\d+|discord:\d+|console:local|cli:[\w.-]+)$")
+
+
 def _user(raw: str | None) -> UserRef:
-    """``telegram:123`` names a chat user; a bare id is a local command-line user."""
+    """``telegram:123``, ``discord:456``, ``console:local`` (the console chat's user)
+    or ``cli:<name>``; anything else is refused rather than created with a grant."""
     if not raw:
         return UserRef("cli", "operator")
-    platform, sep, uid = raw.partition(":")
-    return UserRef(platform, uid) if sep and uid else UserRef("cli", raw)
+    if not _USER_FORMS.match(raw):
+        raise ConfigError(
+            f"{raw!r} is no user id: use telegram:<numeric id>, discord:<numeric id>, "
+            "console:local or cli:<name>."
+        )
+    platform, _, uid = raw.partition(":")
+    return UserRef(platform, uid)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from core.errors import InvalidRequest, NotAdmin, UnknownUser
 from core.ports import UserRef
 from core.vendor_health import PAUSE_FLAG
-from storage.interfaces import SYSTEM_TOPUP, Account, JobRecord, Store, Transfer, Tx
+from storage.errors import InsufficientFunds
+from storage.interfaces import MAX_AMOUNT, SYSTEM_TOPUP, Account, JobRecord, Store, Transfer, Tx
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,16 @@ class JobSummary:
 
 
 def _positive(amount: int, *, zero_ok: bool = False) -> int:
-    if not isinstance(amount, int) or amount < 0 or (amount == 0 and not zero_ok):
+    if (
+        not isinstance(amount, int)
+        or amount < 0
+        or (amount == 0 and not zero_ok)
+        or amount > MAX_AMOUNT
+    ):
         why = "zero or a positive whole number" if zero_ok else "a positive whole number"
-        raise InvalidRequest("bad amount", kind="option", option="amount", why=why)
+        raise InvalidRequest(
+            "bad amount", kind="option", option="amount", why=f"{why} up to {MAX_AMOUNT:,}"
+        )
     return amount
 
 
@@ -133,17 +141,25 @@ class CreditAdmin:
             account = await self._account_of(tx, target)
             pool = await self.store.ledger.system_account(tx, SYSTEM_TOPUP)
             debit, credit = (pool.id, account.id) if action == "topup" else (account.id, pool.id)
-            await self.store.ledger.transfer(
-                tx,
-                self._transfer_id(action, actor, request_id),
-                debit,
-                credit,
-                amount,
-                action,
-                actor=actor.key,
-                reason=reason,
-                allow_overdraft=action == "topup",
-            )
+            try:
+                await self.store.ledger.transfer(
+                    tx,
+                    self._transfer_id(action, actor, request_id),
+                    debit,
+                    credit,
+                    amount,
+                    action,
+                    actor=actor.key,
+                    reason=reason,
+                    allow_overdraft=action == "topup",
+                )
+            except InsufficientFunds as exc:
+                raise InvalidRequest(
+                    "deduct above the balance",
+                    kind="deduct_above_balance",
+                    amount=amount,
+                    balance=exc.available,
+                ) from None
             return (await self.store.ledger.balance(tx, account.id)).available
 
     async def set(

@@ -20,6 +20,7 @@ from storage.errors import (
     StorageError,
 )
 from storage.interfaces import (
+    MAX_AMOUNT,
     SYSTEM_ACCOUNTS,
     Account,
     Hold,
@@ -191,6 +192,9 @@ def _check_int(name: str, value: object) -> int:
     # bool is an int subclass; True credits is always a bug.
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidAmount(f"{name} must be an int, got {type(value).__name__}")
+    if abs(value) > MAX_AMOUNT:
+        # Far above any real balance; what keeps sums inside SQLite's 64-bit integers.
+        raise InvalidAmount(f"{name} must be at most {MAX_AMOUNT:,}, got {value:,}")
     return value
 
 

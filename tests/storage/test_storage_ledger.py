@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 
 import pytest
 from storage_raw import raw_execute
@@ -444,3 +446,31 @@ async def test_concurrent_resolutions_and_crossed_transfers(store: Store) -> Non
             total += (await store.ledger.get_account(tx, x)).balance
         hold = await store.ledger.get_hold(tx, "h")
         assert hold is not None and total == 200 - hold.charged
+
+
+async def test_amounts_past_the_bound_are_refused_and_balances_stay_integers(
+    store: Store,
+) -> None:
+    """Past 2**63 SQLite would turn a balance into REAL and later top-ups would
+    vanish: every amount is bounded, and the database refuses a non-integer."""
+    acct = await _user(store, "big")
+    async with store.transaction() as tx:
+        topup = await store.ledger.system_account(tx, SYSTEM_TOPUP)
+        for amount in (10**12 + 1, 2**63, 10**23):
+            with pytest.raises(InvalidAmount):
+                await store.ledger.transfer(tx, f"big:{amount}", topup.id, acct.id, amount, "topup")
+            with pytest.raises(InvalidAmount):
+                await store.ledger.reserve(tx, f"hold:{amount}", acct.id, amount)
+        await store.ledger.transfer(tx, "max", topup.id, acct.id, 10**12, "topup")
+    # Behind the repository: SQLite's trigger refuses it, PostgreSQL's BIGINT column
+    # cannot hold anything but an integer. Either way no fraction is stored.
+    with contextlib.suppress(StorageError, sqlite3.IntegrityError):
+        async with store.transaction() as tx:
+            await raw_execute(
+                tx, "UPDATE accounts SET balance = balance + 0.5 WHERE id = ?", acct.id
+            )
+    async with store.read() as tx:
+        balance = (await store.ledger.get_account(tx, acct.id)).balance
+    assert type(balance) is int and balance in (10**12, 10**12 + 1)
+    # A rounded tamper (PostgreSQL) is what the invariant check exists to catch.
+    assert (await _invariants(store) == []) is (balance == 10**12)
