@@ -145,6 +145,20 @@ def job_context(job: JobRecord, default_locale: str) -> JobContext:
     return JobContext(user, ChatRef(job.platform, data.get("chat") or {}), locale)
 
 
+# Keys of a chat reference that grant access (a Discord interaction token can post
+# as the bot for 15 minutes): dropped from the row once the job has ended.
+SECRET_CHAT_KEYS = ("token",)
+
+
+def ended_chat(chat: str) -> str:
+    data = json.loads(chat)
+    inner = data.get("chat")
+    if isinstance(inner, dict):
+        for key in SECRET_CHAT_KEYS:
+            inner.pop(key, None)
+    return json.dumps(data, ensure_ascii=False)
+
+
 def _result_json(job: JobRecord) -> dict[str, object]:
     return dict(json.loads(job.result or "{}"))
 
@@ -553,7 +567,16 @@ class JobService:
             return None
         charge = cost if delivered >= len(images) else cost * delivered // len(images)
         await self.mark_delivered(job_id, delivered)
-        await self.settle(job_id, charge, loss=cost - charge)
+        try:
+            await self.settle(job_id, charge, loss=cost - charge)
+        except Exception as exc:
+            # Delivered and recorded: the sweeper retries the charge alone (never
+            # the images) once this worker's lease has run out.
+            log.error("charging delivered job %s failed; the sweeper retries", job_id)
+            await self.frontends.alert_admins(
+                self.text.t("alert.settle_failed", job=job_id, error=type(exc).__name__)
+            )
+            raise
         receipt = JobReceipt(job_id, charge, balance_after + cost - charge, delivered)
         self._finished(job_id, receipt)
         return receipt
@@ -602,6 +625,7 @@ class JobService:
                 JobState.SUCCEEDED,
                 cost=resolution.charged,
                 notified=True,
+                chat=ended_chat(job.chat),
             )
 
     async def _book_loss(self, tx: Tx, job_id: str, loss: int, reason: str) -> None:
@@ -651,6 +675,7 @@ class JobService:
                 error=error_code,
                 cost=0,
                 notified=notified,
+                chat=ended_chat(job.chat),
             )
 
     async def tell_failure(self, job_id: str, ctx: JobContext, err: ImagineError) -> None:

@@ -196,11 +196,19 @@ class Sweeper:
         cost = job.cost or 0
         result = json.loads(job.result or "{}")
         if "delivered" in result:
-            # The user has the images: only the charge is missing.
+            # The user has the images: only the charge is missing. Retried every
+            # sweep (the interval is the backoff) and the admins hear of each failure.
             delivered = int(result["delivered"])
             files = len(result.get("files") or []) or 1
             charge = cost if delivered >= files else cost * delivered // files
-            await self.jobs.settle(job.id, charge, loss=cost - charge)
+            try:
+                await self.jobs.settle(job.id, charge, loss=cost - charge)
+            except Exception as exc:
+                log.error("settling delivered job %s failed again", job.id, exc_info=exc)
+                await self.jobs.frontends.alert_admins(
+                    self.jobs.text.t("alert.settle_failed", job=job.id, error=type(exc).__name__)
+                )
+                raise
             report.settled += 1
             return False
         ctx = self.jobs.context(job)

@@ -14,6 +14,9 @@ import os
 import shutil
 from pathlib import Path
 
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
 
 class FileStore:
     def __init__(self, root: Path) -> None:
@@ -35,14 +38,16 @@ class FileStore:
         return self.root.joinpath(*parts)
 
     def _write(self, key: str, data: bytes) -> None:
+        # Users' images: readable by the bot's own user only (0600 files, 0700 folders).
         path = self._path(key)
         tmp = path.with_name(path.name + ".tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         try:
-            fh = open(tmp, "wb")  # noqa: SIM115 - closed below, after the folder exists
+            fd = os.open(tmp, flags, FILE_MODE)
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(tmp, "wb")  # noqa: SIM115
-        with fh:
+            path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            fd = os.open(tmp, flags, FILE_MODE)
+        with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
 

@@ -82,7 +82,7 @@ MAX_AMOUNT = 10**12
 """The largest credit amount any single movement may carry: far above any real
 balance, far below 2**63, so sums of amounts can never leave integer range."""
 JOB_MUTABLE_FIELDS: frozenset[str] = frozenset(
-    {"vendor_ref", "attempts", "result", "cost", "error", "hold_id", "notified", "estimate"}
+    {"vendor_ref", "attempts", "result", "cost", "error", "hold_id", "notified", "estimate", "chat"}
 )
 """Fields ``JobRepo.transition``/``update`` may set (besides ``state``/``updated_at``)."""
 

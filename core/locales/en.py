@@ -138,6 +138,7 @@ MESSAGES: dict[str, str] = {
     "admin.bad_amount": "The amount must be a whole number of credits.",
     "alert.vendor_out_of_credits": "⚠️ The image vendor answered 402: its account is out of credits. New jobs are paused until you top it up and send /resume (or a probe succeeds).",
     "alert.vendor_misconfigured": "⚠️ The image vendor rejected our configuration ({code}). Check VENDOR_API_KEY, VENDOR_BASE_URL and VENDOR_MODEL.",
+    "alert.settle_failed": "Recording the charge for job {job} failed ({error}); the user has the images and I keep retrying. Check the database (disk space, locks).",
     "alert.vendor_recovered": "✅ The image vendor answers again; jobs are accepted.",
     "console.saved": "saved {path}",
 }

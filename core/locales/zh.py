@@ -132,6 +132,7 @@ MESSAGES: dict[str, str] = {
     "admin.bad_amount": "数量必须是整数积分。",
     "alert.vendor_out_of_credits": "⚠️ 图像服务商返回 402:其账户积分不足。新任务已暂停,充值后请发送 /resume(或等待探测成功)。",
     "alert.vendor_misconfigured": "⚠️ 图像服务商拒绝了我们的配置({code})。请检查 VENDOR_API_KEY、VENDOR_BASE_URL 和 VENDOR_MODEL。",
+    "alert.settle_failed": "任务 {job} 的扣费记录失败（{error}）；用户已收到图片，我会继续重试。请检查数据库（磁盘空间、锁）。",
     "alert.vendor_recovered": "✅ 图像服务商已恢复,重新接单。",
     "console.saved": "已保存 {path}",
 }

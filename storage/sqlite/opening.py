@@ -85,9 +85,12 @@ async def _apply_migrations(conn: aiosqlite.Connection, migrations: Iterable[str
 def _prepare_path(path: str) -> str:
     p = Path(path).expanduser()
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
+        p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The ledger is the operator's alone; SQLite gives its -wal and -shm files the
+        # same mode as the database file.
+        os.close(os.open(p, os.O_RDWR | os.O_CREAT, 0o600))
     except OSError as e:
-        raise StorageError(f"cannot create database directory {p.parent}: {e}") from e
+        raise StorageError(f"cannot create database {p}: {e}") from e
     return os.fspath(p)
 
 

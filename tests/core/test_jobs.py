@@ -4,6 +4,8 @@ hold, per-user limits, and the books balancing after every path."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from typing import Any
 
 import pytest
@@ -243,3 +245,58 @@ async def test_a_failure_nobody_could_be_told_is_told_by_the_sweeper(
     ]
     await app.sweep()
     assert len(frontend.notices) == 2
+
+
+async def test_a_delivered_job_whose_charge_failed_is_charged_never_resent(
+    app: Imagine, frontend: RecordingFrontend
+) -> None:
+    """What a worker leaves when its settle fails (disk full, locked database) and it
+    dies: the delivery is recorded, the hold still open. The sweeper charges it and
+    sends nothing again, however often it runs."""
+    await fund(app, ALICE, 10)
+    assert app.worker is not None
+    app.worker.stop()
+    await asyncio.sleep(0.05)
+    submitted = await app.submit(ALICE, request(app), CHAT)
+    store = app.store
+    async with store.transaction() as tx:
+        job = await store.jobs.claim(tx, ["test"], "dead-worker", lease_until=time.time() - 1)
+        assert job is not None and job.id == submitted.job_id
+        await store.jobs.transition(
+            tx, job.id, ("RESERVED",), "SUBMITTING", owner="dead-worker", attempts=1
+        )
+        await store.jobs.transition(
+            tx,
+            job.id,
+            ("SUBMITTING",),
+            "DELIVERING",
+            owner="dead-worker",
+            cost=submitted.price,
+            result=json.dumps({"files": ["jobs/x/result-0.png"], "delivered": 1}),
+        )
+    assert app.sweeper is not None
+    for _ in range(3):
+        await app.sweep()
+    assert frontend.deliveries == []
+    assert await job_states(app) == ["SUCCEEDED"]
+    assert await app.balance(ALICE) == 10 - submitted.price
+    await assert_books_balance(app)
+
+
+async def test_an_ended_job_keeps_no_interaction_token(
+    app: Imagine, frontend: RecordingFrontend
+) -> None:
+    await fund(app, ALICE, 10)
+    chat = ChatRef("test", {"chat_id": 1, "token": "aW50ZXJhY3Rpb24tdG9rZW4", "kind": "x"})
+    receipt = await app.run_job(ALICE, request(app), chat)
+    frontend.fail = True
+    with pytest.raises(DeliveryFailed):
+        await app.run_job(ALICE, request(app), chat)
+    async with app.store.read() as tx:
+        jobs = await app.store.jobs.recent(tx)
+    assert {j.state for j in jobs} == {"SUCCEEDED", "FAILED"} and receipt.job_id in {
+        j.id for j in jobs
+    }
+    for job in jobs:
+        assert "aW50ZXJhY3Rpb24tdG9rZW4" not in job.chat
+        assert json.loads(job.chat)["chat"]["kind"] == "x"  # the rest is kept

@@ -42,3 +42,29 @@ async def test_keys_cannot_leave_the_store(tmp_path: Path, key: str) -> None:
     with pytest.raises(ValueError, match="escapes"):
         await store.get(key)
     assert not (tmp_path / "x").exists()
+
+
+async def test_job_files_and_the_database_are_private(tmp_path: Path) -> None:
+    """Users' images and the ledger are the bot's own: 0600 files, 0700 folders,
+    whatever the process umask."""
+    import os
+    import stat
+
+    from storage import open_store
+
+    old = os.umask(0o022)
+    try:
+        files = FileStore(tmp_path / "files")
+        await files.put_many([("jobs/j1/source-0", b"PNG")])
+        store = await open_store(f"sqlite:///{tmp_path}/db/imagine.sqlite3")
+        await store.close()
+    finally:
+        os.umask(old)
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    assert mode(tmp_path / "files" / "jobs" / "j1" / "source-0") == 0o600
+    assert mode(tmp_path / "files" / "jobs" / "j1") == 0o700
+    assert mode(tmp_path / "db" / "imagine.sqlite3") == 0o600
+    assert mode(tmp_path / "db") == 0o700
