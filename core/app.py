@@ -22,6 +22,7 @@ from core.pricing import quote
 from core.settings import Settings
 from core.sources import STORED, SourceRef
 from core.sweeper import Sweeper, SweepReport
+from core.throttle import Throttle
 from core.types import (
     Background,
     ImageRequest,
@@ -95,6 +96,7 @@ class Imagine:
         self.text = text
         self.drafts = Drafts(store)
         self.admin = CreditAdmin(store, settings.admin_ids, self._account)
+        self.throttle = Throttle(settings.user_actions_per_minute, settings.user_actions_burst)
         # Set by the composition root; frontends call ``app.sweep()`` once registered.
         self.sweeper: Sweeper | None = None
         self.worker: Worker | None = None

@@ -37,6 +37,8 @@ class Settings:
     queue_timeout: float
     user_max_active_jobs: int
     user_jobs_per_minute: int
+    user_actions_per_minute: int
+    user_actions_burst: int
     max_image_bytes: int
     max_image_pixels: int
     mock_latency: float
@@ -322,6 +324,8 @@ def load_settings(
         queue_timeout=_float(merged, "QUEUE_TIMEOUT", 900.0),
         user_max_active_jobs=_int(merged, "USER_MAX_ACTIVE_JOBS", 2, minimum=1),
         user_jobs_per_minute=_int(merged, "USER_JOBS_PER_MINUTE", 10, minimum=1),
+        user_actions_per_minute=_int(merged, "USER_ACTIONS_PER_MINUTE", 30, minimum=1),
+        user_actions_burst=_int(merged, "USER_ACTIONS_BURST", 10, minimum=1),
         max_image_bytes=max_mb * 1024 * 1024,
         max_image_pixels=_int(merged, "MAX_IMAGE_MEGAPIXELS", 40, minimum=1) * 1_000_000,
         mock_latency=_float(merged, "MOCK_LATENCY", 1.0),

@@ -16,6 +16,7 @@ from ._credits_cog import CreditsCog
 from ._errors import report_interaction_error
 from ._frontend import DiscordFrontend
 from ._imagine_cog import ImagineCog
+from ._throttle import ThrottledTree
 from ._views import DYNAMIC_ITEMS
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class ImagineBot(commands.Bot):
                 everyone=False, roles=False, users=True, replied_user=False
             ),
             guild_ready_timeout=guild_ready_timeout,
+            tree_cls=ThrottledTree,
         )
         self.app = app
         self.frontend = DiscordFrontend(app, self)

@@ -22,6 +22,7 @@ from ._context import app_of
 from ._errors import locale_for, report_interaction_error
 from ._jobs import Intake, job_defaults, submit_for_interaction
 from ._modals import InstructionModal
+from ._throttle import allowed
 from ._users import interaction_user
 
 _JOB_ID = r"(?P<job_id>[A-Za-z0-9_-]{1,64})"
@@ -48,6 +49,9 @@ class RerollButton(discord.ui.DynamicItem[Button], template=rf"imagine:reroll:{_
     ) -> Self:
         return cls(match["job_id"], _label(item, "Reroll"))
 
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        return await allowed(interaction)
+
     async def callback(self, interaction: discord.Interaction) -> None:
         job_id = self.job_id
 
@@ -68,6 +72,9 @@ class VariationsButton(discord.ui.DynamicItem[Button], template=rf"imagine:vary:
     ) -> Self:
         return cls(match["job_id"], _label(item, "Variations"))
 
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        return await allowed(interaction)
+
     async def callback(self, interaction: discord.Interaction) -> None:
         job_id = self.job_id
 
@@ -87,6 +94,9 @@ class EditButton(discord.ui.DynamicItem[Button], template=rf"imagine:edit:{_JOB_
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> Self:
         return cls(match["job_id"], _label(item, "Edit"))
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        return await allowed(interaction)
 
     async def callback(self, interaction: discord.Interaction) -> None:
         try:

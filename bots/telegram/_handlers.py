@@ -17,6 +17,7 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Message, ReplyParamete
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
+    ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
@@ -30,7 +31,7 @@ from bots.telegram._media import DOWNLOAD_LIMIT, AlbumCache, collect, has_media
 from bots.telegram._progress import StatusBoard
 from bots.telegram._public_files import PublicFiles
 from bots.telegram._turns import MESSAGE_MAX, Context, Turn, text_after_command, turn
-from bots.telegram._users import PLATFORM
+from bots.telegram._users import PLATFORM, hint_locale
 from core.app import Imagine, Submitted
 from core.errors import InvalidRequest
 from core.options import Defaults
@@ -77,7 +78,9 @@ class Handlers(AdminHandlers):
     # --- wiring ---------------------------------------------------------------------
 
     def register(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        # Group -1 sees every update first: album items are remembered as they pass.
+        # Group -2 sees every update first and drops a flood before it costs anything.
+        application.add_handler(TypeHandler(Update, self.throttle), group=-2)
+        # Group -1: album items are remembered as they pass.
         application.add_handler(TypeHandler(Update, self.remember_album), group=-1)
         commands: dict[str, Callable[[Update, Context], Coroutine[Any, Any, None]]] = {
             "start": self.start,
@@ -105,6 +108,23 @@ class Handlers(AdminHandlers):
             MessageHandler(filters.TEXT & filters.REPLY & ~filters.COMMAND, self.edit_reply)
         )
         application.add_handler(CallbackQueryHandler(self.button, pattern=r"^[dsrve]:"))
+
+    async def throttle(self, update: Update, context: Context) -> None:
+        tg_user = update.effective_user
+        if tg_user is None or tg_user.is_bot:
+            return
+        key = f"{PLATFORM}:{tg_user.id}"
+        if self.app.throttle.allow(key):
+            return
+        if self.app.throttle.should_notice(key):
+            locale = hint_locale(tg_user.language_code, self.app.settings.default_locale)
+            text = self.app.text.t("throttled", locale)
+            with contextlib.suppress(TelegramError):
+                if update.callback_query is not None:
+                    await update.callback_query.answer(text)
+                elif update.effective_chat is not None:
+                    await update.get_bot().send_message(update.effective_chat.id, text)
+        raise ApplicationHandlerStop
 
     async def remember_album(self, update: Update, context: Context) -> None:
         message = update.effective_message

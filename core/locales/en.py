@@ -123,6 +123,7 @@ MESSAGES: dict[str, str] = {
     "draft.expired": "This menu has expired; send /imagine again.",
     "invalid.job_not_found": "I can't find that image any more.",
     "invalid.deduct_above_balance": "Cannot deduct {amount} credits: the balance is only {balance} (credits held by running jobs are not available).",
+    "throttled": "Slow down a little, please: I will answer again in a few seconds.",
     "invalid.not_yours": "Only the person who made this image can use its buttons.",
     # admin
     "admin.topup_done": "Added {amount} credits to {user}. New balance: {balance}.",

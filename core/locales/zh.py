@@ -118,6 +118,7 @@ MESSAGES: dict[str, str] = {
     "draft.expired": "此菜单已过期,请重新发送 /imagine。",
     "invalid.job_not_found": "找不到这张图片了。",
     "invalid.deduct_above_balance": "无法扣除 {amount} 积分：可用余额只有 {balance}（进行中的任务占用的积分不可用）。",
+    "throttled": "请慢一点：几秒后我会再回应。",
     "invalid.not_yours": "只有生成这张图片的人可以使用它的按钮。",
     "admin.topup_done": "已为 {user} 充值 {amount} 积分。新余额:{balance}。",
     "admin.set_done": "已将 {user} 的余额设为 {balance}。",

@@ -142,3 +142,12 @@ async def test_vendor_402_apologises_and_alerts_admins(
     assert "temporarily unavailable" in await vendor_harness.ephemeral(payload)
     admin = UserRef("discord", str(ADMIN_ID))
     assert await vendor_harness.app.admin_resume(admin) is True
+
+
+async def test_a_flood_of_interactions_is_dropped_before_any_work(harness: Harness) -> None:
+    payloads = [await harness.slash("balance") for _ in range(25)]
+    texts = [await harness.ephemeral(p) for p in payloads[:11]]
+    slow = [t for t in texts if "Slow down" in t]
+    assert len(slow) == 1 and sum("100 credits" in t for t in texts) == 10
+    other = await answer(harness, "balance", user_id=OTHER_ID)  # others go on as usual
+    assert "100 credits" in other["content"]

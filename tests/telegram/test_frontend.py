@@ -204,3 +204,15 @@ async def test_a_rejected_token_is_a_config_error(fake: FakeTelegramAPI, tmp_pat
     async with build_app(settings, sweep=False) as app:
         with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN"):
             await run_telegram(app, asyncio.Event())
+
+
+async def test_a_flood_of_events_from_one_user_is_dropped_early(bot: Harness) -> None:
+    for _ in range(25):
+        bot.send("/balance")
+    bot.send("/balance", user_id=777)  # someone else is not slowed down
+    await bot.said("Slow down", chat_id=USER_ID)
+    await bot.said("100", chat_id=777)
+    await asyncio.sleep(0.5)
+    answers = [t for t in bot.texts(chat_id=USER_ID) if "100" in t]
+    assert 1 <= len(answers) <= 10  # the burst, not the flood
+    assert len([t for t in bot.texts(chat_id=USER_ID) if "Slow down" in t]) == 1
