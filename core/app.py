@@ -326,7 +326,14 @@ class Imagine:
         mask = request.mask_ref
         if mask is not None and mask.kind != STORED:
             mask = SourceRef(STORED, f"jobs/{job_id}/mask")
+        for ref in (*refs, *([mask] if mask else [])):
+            await self._still_kept(ref.ref)
         return replace(request, refs=refs, mask_ref=mask, user_tag=user.key)
+
+    async def _still_kept(self, key: str) -> None:
+        """Refused at intake, before any hold, when retention removed the files."""
+        if not await self.files.exists(key):
+            raise InvalidRequest("files removed", kind="job_not_found")
 
     async def reroll(
         self, user: UserRef, job_id: str, chat: ChatRef, *, profile: Profile | None = None
@@ -341,6 +348,7 @@ class Imagine:
         files = result_files(job.result)
         if not files:
             raise InvalidRequest("no result", kind="job_not_found")
+        await self._still_kept(files[0])
         request = load_request(job.params)
         return replace(
             request,

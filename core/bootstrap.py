@@ -104,6 +104,7 @@ async def build_app(
         worker,
         delivery_grace=settings.delivery_grace,
         queue_timeout=settings.queue_timeout,
+        retention=settings.file_retention_days * 86_400,
     )
     app.sweeper = sweeper
     app.worker = worker

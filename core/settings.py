@@ -35,6 +35,7 @@ class Settings:
     worker_jobs: int
     job_lease: float
     queue_timeout: float
+    file_retention_days: float
     user_max_active_jobs: int
     user_jobs_per_minute: int
     user_actions_per_minute: int
@@ -322,6 +323,7 @@ def load_settings(
         worker_jobs=_int(merged, "WORKER_JOBS", 256, minimum=1),
         job_lease=_float(merged, "JOB_LEASE_SECONDS", 30.0),
         queue_timeout=_float(merged, "QUEUE_TIMEOUT", 900.0),
+        file_retention_days=_float(merged, "FILE_RETENTION_DAYS", 30.0),
         user_max_active_jobs=_int(merged, "USER_MAX_ACTIVE_JOBS", 2, minimum=1),
         user_jobs_per_minute=_int(merged, "USER_JOBS_PER_MINUTE", 10, minimum=1),
         user_actions_per_minute=_int(merged, "USER_ACTIONS_PER_MINUTE", 30, minimum=1),

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 NOTIFY_GRACE = 60.0
 # Recovered jobs looked at per sweep.
 SWEEP_BATCH = 500
+# Seconds between looks for job files past their retention.
+RETENTION_INTERVAL = 3600.0
 
 
 @dataclass
@@ -59,6 +61,7 @@ class SweepReport:
     settled: int = 0
     notified: int = 0
     expired: int = 0
+    removed: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -78,14 +81,18 @@ class Sweeper:
         *,
         delivery_grace: float,
         queue_timeout: float,
+        retention: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``retention``: seconds an ended job's files are kept (0: forever)."""
         self.jobs = jobs
         self.worker = worker
         self.store = jobs.store
         self.delivery_grace = delivery_grace
         self.queue_timeout = queue_timeout
+        self.retention = retention
         self.clock = clock
+        self._retained_at: float | None = None
 
     @property
     def owner(self) -> str:
@@ -130,7 +137,25 @@ class Sweeper:
                 report.voided += 1
         await self._notify_failed(report, platform)
         await self._expire_holds(report)
+        await self._remove_old_files(report)
         return report
+
+    async def _remove_old_files(self, report: SweepReport) -> None:
+        """Ended jobs' images past ``FILE_RETENTION_DAYS``: the disk does not grow
+        forever. Their Reroll and Variations buttons then say the image is gone."""
+        now = time.monotonic()
+        if not self.retention or (
+            self._retained_at is not None and now - self._retained_at < RETENTION_INTERVAL
+        ):
+            return
+        self._retained_at = now
+        candidates = await self.jobs.files.older_dirs("jobs", self.clock() - self.retention)
+        for job_id in candidates:
+            async with self.store.read() as tx:
+                job = await self.store.jobs.get(tx, job_id)
+            if job is None or job.terminal:
+                await self.jobs.files.delete_dir(f"jobs/{job_id}")
+                report.removed += 1
 
     async def _take(self, job: JobRecord) -> JobRecord | None:
         async with self.store.transaction() as tx:

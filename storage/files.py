@@ -65,5 +65,15 @@ class FileStore:
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._path(key).is_file)
 
+    def _older_dirs(self, prefix: str, before: float) -> list[str]:
+        folder = self._path(prefix)
+        if not folder.is_dir():
+            return []
+        return [d.name for d in folder.iterdir() if d.is_dir() and d.stat().st_mtime < before]
+
+    async def older_dirs(self, prefix: str, before: float) -> list[str]:
+        """Names of the folders under ``prefix`` last changed before ``before``."""
+        return await asyncio.to_thread(self._older_dirs, prefix, before)
+
     async def delete_dir(self, prefix: str) -> None:
         await asyncio.to_thread(shutil.rmtree, self._path(prefix), True)

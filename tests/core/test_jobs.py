@@ -300,3 +300,26 @@ async def test_an_ended_job_keeps_no_interaction_token(
     for job in jobs:
         assert "aW50ZXJhY3Rpb24tdG9rZW4" not in job.chat
         assert json.loads(job.chat)["chat"]["kind"] == "x"  # the rest is kept
+
+
+async def test_old_job_files_are_removed_and_their_buttons_say_so(
+    app: Imagine, frontend: RecordingFrontend, tmp_path: Any
+) -> None:
+    await fund(app, ALICE, 10)
+    done = await app.run_job(ALICE, request(app), CHAT)
+    folder = app.files.root / "jobs" / done.job_id
+    assert folder.is_dir()
+    assert app.sweeper is not None
+    await app.sweep()
+    assert folder.is_dir()  # within FILE_RETENTION_DAYS
+    later = app.sweeper.clock() + 31 * 86_400
+    app.sweeper.clock = lambda: later
+    app.sweeper._retained_at = None  # the hourly look is due
+    report = await app.sweep()
+    assert report is not None and report.removed == 1 and not folder.exists()
+    with pytest.raises(InvalidRequest) as err:
+        await app.variation(ALICE, done.job_id, CHAT)  # it needs the removed image
+    assert "can't find" in app.text.error(err.value, "en")
+    assert await app.balance(ALICE) == 10 - done.cost  # nothing held for it
+    again = await app.reroll(ALICE, done.job_id, CHAT)  # a prompt needs no files
+    assert await wait_done(app, again.job_id) == "SUCCEEDED"
