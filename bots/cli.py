@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bots.files import URL, FolderFrontend
 from bots.processes import supervised_workers
@@ -138,6 +139,14 @@ def _writable(folder: Path) -> None:
         ) from None
 
 
+def _vendor_hosts(app: Imagine) -> tuple[str, ...]:
+    """Hosts an image URL may name even on a private network: the vendor's own and
+    those in ``FETCH_ALLOW_HOSTS``."""
+    base = app.preset.base_url
+    own = (urlsplit(base).hostname or "",) if base else ()
+    return (*own, *app.settings.fetch_allow_hosts)
+
+
 async def _job(app: Imagine, args: argparse.Namespace) -> int:
     user = _user(args.user)
     out_dir = args.out or app.settings.output_dir
@@ -180,6 +189,7 @@ async def _job(app: Imagine, args: argparse.Namespace) -> int:
         out_dir,
         text=app.text,
         notices=lambda text: print(f"imagine-bot: {text}", file=sys.stderr),
+        allow_hosts=_vendor_hosts(app),
     )
     app.add_frontend(out, queue=f"cli:{uuid.uuid4().hex}")
     try:
@@ -267,6 +277,25 @@ def _signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
+# Open files a running bot may need: a connection per vendor call in flight
+# (VENDOR_CONCURRENCY_MAX), the Bot API pool, the database, job files.
+WANTED_OPEN_FILES = 8192
+
+
+def _raise_open_files() -> None:
+    """The usual soft limit (1024) is below what 500 calls in flight need; the hard
+    limit is the operator's, and is left alone."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = WANTED_OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, WANTED_OPEN_FILES)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 async def _run(settings: Settings, workers: int) -> int:
     stop = asyncio.Event()
     _signals(stop)
@@ -325,6 +354,8 @@ async def _worker(settings: Settings) -> int:
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
     # The person at this terminal runs the bot: the local operator account is an admin.
     settings = replace(settings, admin_ids=settings.admin_ids | {"cli:operator"})
+    if args.command in ("run", "worker"):
+        _raise_open_files()
     if args.command == "run":
         if args.workers < 0:
             raise ConfigError("--workers takes a count of 0 or more.")

@@ -18,6 +18,7 @@ from core.ports import ChatRef, Delivery
 from core.sources import SourceRef
 from core.types import Progress, SourceImage
 from core.vendors.base import ProgressCallback
+from core.vendors.http import build_download_client
 
 URL = "url"
 # The largest image the command line fetches from a URL.
@@ -34,12 +35,14 @@ class FolderFrontend:
         text: Messages | None = None,
         show_progress: bool = False,
         notices: Callable[[str], None] | None = None,
+        allow_hosts: tuple[str, ...] = (),
     ) -> None:
         self.platform = platform
         self.out_dir = out_dir
         self.emit = emit
         # Where failures and alerts go (the command line: standard error).
         self.notices = notices or emit
+        self.allow_hosts = allow_hosts
         self.text = text or Messages()
         self.show_progress = show_progress
         self.saved: list[Path] = []
@@ -85,7 +88,7 @@ class FolderFrontend:
     async def fetch_source(self, ref: SourceRef) -> bytes:
         if ref.kind != URL:
             raise InvalidRequest("unknown source", kind="download", reason=ref.kind)
-        return await fetch_url(ref.ref)
+        return await fetch_url(ref.ref, self.allow_hosts)
 
     async def publish(
         self, job_id: str, sources: tuple[SourceImage, ...]
@@ -94,14 +97,15 @@ class FolderFrontend:
         raise InvalidRequest("no public URL for a local file", kind="public_url")
 
 
-async def fetch_url(url: str) -> bytes:
-    """An http(s) image, streamed with a byte cap; one plain sentence on failure."""
+async def fetch_url(url: str, allow_hosts: tuple[str, ...] = ()) -> bytes:
+    """An http(s) image from a public address (or an allowed host), streamed raw
+    with a byte cap; one plain sentence on failure."""
     if not url.startswith(("http://", "https://")):
         raise InvalidRequest("not http", kind="download", reason="only http(s) URLs")
     try:
         async with (
-            httpx.AsyncClient(timeout=60, follow_redirects=True, max_redirects=5) as client,
-            client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response,
+            build_download_client(max_connections=4, allow_hosts=allow_hosts) as client,
+            client.stream("GET", url) as response,
         ):
             if response.status_code != 200:
                 raise InvalidRequest(
@@ -112,8 +116,6 @@ async def fetch_url(url: str) -> bytes:
                 data += chunk
                 if len(data) > URL_IMAGE_LIMIT:
                     raise InvalidRequest("too big", kind="bytes", limit_mb=URL_IMAGE_LIMIT >> 20)
-    except httpx.HTTPError as exc:
-        raise InvalidRequest(
-            "unreachable", kind="download", reason=f"could not reach it ({type(exc).__name__})"
-        ) from None
+    except httpx.HTTPError:
+        raise InvalidRequest("unreachable", kind="download", reason="could not fetch it") from None
     return bytes(data)

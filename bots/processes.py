@@ -11,14 +11,17 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 
 log = logging.getLogger(__name__)
 
 # Seconds a stopping worker gets to finish its running jobs before SIGKILL.
 STOP_TIMEOUT = 40.0
-# Seconds before starting a worker again after it died (doubling, at most a minute).
+# Seconds before starting a worker again after it died (doubling, at most a minute,
+# back to the start once a worker has run for HEALTHY_RUN seconds).
 RESTART_DELAY = 1.0
+HEALTHY_RUN = 60.0
 
 
 def worker_command() -> list[str]:
@@ -28,6 +31,7 @@ def worker_command() -> list[str]:
 async def _keep_running(index: int, stop: asyncio.Event) -> None:
     delay = RESTART_DELAY
     while not stop.is_set():
+        started = time.monotonic()
         proc = await asyncio.create_subprocess_exec(*worker_command())
         log.info("worker process %d started (pid %d)", index, proc.pid)
         waiting = asyncio.create_task(proc.wait())
@@ -47,6 +51,8 @@ async def _keep_running(index: int, stop: asyncio.Event) -> None:
         if code == 2:  # a configuration error: starting again would fail the same way
             log.error("worker process %d refused the configuration; not restarting", index)
             return
+        if time.monotonic() - started > HEALTHY_RUN:
+            delay = RESTART_DELAY  # it ran fine for a while: this is a new failure
         log.warning("worker process %d exited with %s; restarting in %.0fs", index, code, delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)

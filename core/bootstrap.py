@@ -70,6 +70,7 @@ async def build_app(
         concurrency=settings.vendor_concurrency_max,
         mock_latency=settings.mock_latency,
         on_pushback=limit.observe,
+        allow_hosts=settings.fetch_allow_hosts,
     )
     text = Messages(settings.default_locale)
     frontends = Frontends()

@@ -91,9 +91,17 @@ class _Body(httpx.AsyncByteStream):
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
-    def __init__(self, max_connections: int, *, verify: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        max_connections: int,
+        *,
+        verify: ssl.SSLContext | None = None,
+        resolver: aiohttp.abc.AbstractResolver | None = None,
+    ) -> None:
+        """``resolver``: how hosts become addresses (``core.fetch_guard`` filters them)."""
         self.max_connections = max_connections
         self._ssl = verify or ssl_context()
+        self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -105,6 +113,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     limit_per_host=0,
                     keepalive_timeout=KEEPALIVE_EXPIRY,
                     ssl=self._ssl,
+                    resolver=self._resolver,
                 ),
                 # httpx already set every header it wants; aiohttp must not add its own
                 # or rewrite the body's encoding.

@@ -567,6 +567,19 @@ class JobService:
             return None
         charge = cost if delivered >= len(images) else cost * delivered // len(images)
         await self.mark_delivered(job_id, delivered)
+        if delivered < len(images) and frontend is not None:
+            # The caption announced the full price; say what was really charged.
+            with contextlib.suppress(Exception):
+                await frontend.notify(
+                    ctx.chat,
+                    self.text.t(
+                        "delivery_partial",
+                        ctx.locale,
+                        delivered=delivered,
+                        total=len(images),
+                        cost=charge,
+                    ),
+                )
         try:
             await self.settle(job_id, charge, loss=cost - charge)
         except Exception as exc:

@@ -148,7 +148,8 @@ class MetricsRecorder:
 
     def write(self) -> None:
         data = json.dumps(self.snapshot())
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        # Per process: the workers of ``run --workers`` may share one metrics path.
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_text(data, encoding="utf-8")

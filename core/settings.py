@@ -36,6 +36,7 @@ class Settings:
     job_lease: float
     queue_timeout: float
     file_retention_days: float
+    fetch_allow_hosts: tuple[str, ...]
     user_max_active_jobs: int
     user_jobs_per_minute: int
     user_actions_per_minute: int
@@ -319,11 +320,16 @@ def load_settings(
         # The adaptive limit on vendor calls starts here and only comes down when the
         # vendor pushes back: high enough that a burst of a few hundred users is
         # not queued behind a healthy vendor.
-        vendor_concurrency_max=_int(merged, "VENDOR_CONCURRENCY_MAX", 256, minimum=1),
-        worker_jobs=_int(merged, "WORKER_JOBS", 256, minimum=1),
+        vendor_concurrency_max=_int(merged, "VENDOR_CONCURRENCY_MAX", 512, minimum=1),
+        worker_jobs=_int(merged, "WORKER_JOBS", 512, minimum=1),
         job_lease=_float(merged, "JOB_LEASE_SECONDS", 30.0),
         queue_timeout=_float(merged, "QUEUE_TIMEOUT", 900.0),
         file_retention_days=_float(merged, "FILE_RETENTION_DAYS", 30.0),
+        fetch_allow_hosts=tuple(
+            h.strip().lower()
+            for h in (_env(merged, "FETCH_ALLOW_HOSTS") or "").split(",")
+            if h.strip()
+        ),
         user_max_active_jobs=_int(merged, "USER_MAX_ACTIVE_JOBS", 2, minimum=1),
         user_jobs_per_minute=_int(merged, "USER_JOBS_PER_MINUTE", 10, minimum=1),
         user_actions_per_minute=_int(merged, "USER_ACTIONS_PER_MINUTE", 30, minimum=1),

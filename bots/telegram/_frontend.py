@@ -174,6 +174,8 @@ class TelegramFrontend:
             if not sent:
                 raise
             self.albums.remember_sent(sent)
+            if isinstance(status_id, int):  # the result is (partly) here: no status left
+                await self.status.clear(chat_id, status_id)
             images = min(len(sent), len(delivery.images))
             raise DeliveryIncomplete(f"{type(err).__name__} after {images} images", images) from err
         if isinstance(status_id, int):

@@ -47,6 +47,7 @@ MESSAGES: dict[str, str] = {
     "cannot_resume": "This job was interrupted; you were not charged.",
     "job_interrupted": "Your image job was interrupted by a restart and could not be finished. You were not charged.",
     "job_failed": "Your image job could not be finished. You were not charged.",
+    "delivery_partial": "Only {delivered} of {total} images could be posted here; you were charged {cost} credits for those.",
     "delivery_failed": "I made your image but couldn't post it here. You were not charged.",
     # progress
     "status.queued": "⏳ Queued: position {position}.",

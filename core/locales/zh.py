@@ -46,6 +46,7 @@ MESSAGES: dict[str, str] = {
     "cannot_resume": "该任务被中断,未扣除积分。",
     "job_interrupted": "你的图片任务因重启被中断,未能完成。未扣除积分。",
     "job_failed": "你的图片任务未能完成。未扣除积分。",
+    "delivery_partial": "只有 {total} 张中的 {delivered} 张图片发送成功；你只为这些支付了 {cost} 积分。",
     "delivery_failed": "图片已生成,但无法在此发送。未扣除积分。",
     "status.queued": "⏳ 排队中:第 {position} 位。",
     "status.started": "🎨 正在生成… {elapsed} 秒",

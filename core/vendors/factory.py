@@ -3,7 +3,7 @@ carries every difference. The HTTP clients are owned by the returned ``VendorHan
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import httpx
@@ -38,6 +38,7 @@ def build_vendor(
     concurrency: int,
     mock_latency: float = 1.0,
     on_pushback: Callable[[float | None], None] | None = None,
+    allow_hosts: Iterable[str] = (),
 ) -> VendorHandle:
     """``on_pushback`` hears each 429/409, timeout and refused connection."""
     if preset.style == "mock":
@@ -51,7 +52,12 @@ def build_vendor(
     if on_pushback is not None:
         transport = PushbackTransport(transport, on_pushback)
     client = build_client(preset, api_key=api_key, max_connections=connections, transport=transport)
-    downloader = build_download_client(max_connections=connections)
+    # Result links may point anywhere; only the vendor's own host (and hosts the
+    # operator allowed) may be private.
+    vendor_host = httpx.URL(preset.base_url).host if preset.base_url else ""
+    downloader = build_download_client(
+        max_connections=connections, allow_hosts=(vendor_host, *allow_hosts)
+    )
     vendor: ImageVendor
     if preset.style == "openai":
         vendor = OpenAICompatVendor(

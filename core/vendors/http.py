@@ -36,7 +36,7 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -51,6 +51,7 @@ from core.errors import (
     VendorRejected,
     VendorUnavailable,
 )
+from core.fetch_guard import GuardedTransport, PublicOnlyResolver
 from core.http_transport import AiohttpTransport
 from core.types import SourceImage
 from core.vendors.preset import Preset
@@ -123,13 +124,21 @@ def build_client(
     )
 
 
-def build_download_client(*, max_connections: int = 100, timeout: float = 60) -> httpx.AsyncClient:
-    """A credential-free client for result URLs (other hosts must never see the key)."""
+def build_download_client(
+    *, max_connections: int = 100, timeout: float = 60, allow_hosts: Iterable[str] = ()
+) -> httpx.AsyncClient:
+    """A credential-free client for URLs others chose (vendor result links, images given
+    by URL): other hosts never see the key, and only public addresses are reached
+    except ``allow_hosts`` (see ``core.fetch_guard``)."""
+    allow = tuple(allow_hosts)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout),
-        transport=AiohttpTransport(max_connections),
+        transport=GuardedTransport(
+            AiohttpTransport(max_connections, resolver=PublicOnlyResolver(allow)), allow
+        ),
         follow_redirects=True,
         max_redirects=5,
+        headers={"Accept-Encoding": "identity"},
     )
 
 
@@ -491,7 +500,8 @@ async def download(client: httpx.AsyncClient, url: str, *, max_bytes: int) -> by
                     )
                 chunks: list[bytes] = []
                 total = 0
-                async for chunk in response.aiter_bytes():
+                # Raw: a compressed body is never inflated past the cap.
+                async for chunk in response.aiter_raw():
                     total += len(chunk)
                     if total > max_bytes:
                         raise VendorUnavailable(

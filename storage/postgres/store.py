@@ -44,9 +44,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Clock = Callable[[], float]
 
-POOL_MAX_SIZE = 20
+POOL_MAX_SIZE = 10
 """Connections per store: one per concurrently open transaction (the bot's job
-tasks, frontends and sweeper together), not per job."""
+tasks, frontends and sweeper together), not per job. Every process has a store:
+``run --workers K`` needs (K + 1) x (10 + 1 listener) connections, well inside
+PostgreSQL's default max_connections of 100 for K up to 7."""
 COMMAND_TIMEOUT = 30.0
 """Seconds any one statement may take before it fails (a lock wait included)."""
 CONNECT_TIMEOUT = 10.0

@@ -250,6 +250,17 @@ class _Fault:
     description: str
     parameters: JSONDict | None
     times: int
+    skip: int = 0  # matching calls to let through before failing
+    match: Callable[[JSONDict], bool] | None = None  # only calls whose params match
+
+    def applies(self, params: JSONDict) -> bool:
+        """Whether this call is failed (consumes a skip when it is let through)."""
+        if self.match is not None and not self.match(params):
+            return False
+        if self.skip > 0:
+            self.skip -= 1
+            return False
+        return True
 
 
 @dataclass
@@ -679,9 +690,16 @@ class FakeTelegramAPI:
         times: int = 1,
         description: str | None = None,
         parameters: JSONDict | None = None,
+        *,
+        skip: int = 0,
+        match: Callable[[JSONDict], bool] | None = None,
     ) -> None:
         """Answer the next ``times`` calls of ``method`` (``"*"`` = any but getUpdates) with an
-        error. 429 defaults to ``Too Many Requests: retry after N`` plus ``retry_after``."""
+        error. 429 defaults to ``Too Many Requests: retry after N`` plus ``retry_after``.
+
+        ``skip`` lets that many calls through first (fail the second album, not the first);
+        ``match`` limits the fault to calls whose decoded params it accepts (fail only the
+        message carrying buttons, not the status message)."""
         if description is None:
             description = {
                 429: f"Too Many Requests: retry after {retry_after}",
@@ -696,7 +714,9 @@ class FakeTelegramAPI:
         if parameters is None and status == 429:
             parameters = {"retry_after": retry_after}
         key = "*" if method == "*" else self._canonical.get(method.lower(), method)
-        self._faults.setdefault(key, []).append(_Fault(status, description, parameters, times))
+        self._faults.setdefault(key, []).append(
+            _Fault(status, description, parameters, times, skip, match)
+        )
 
     def set_response(self, method: str, result: Any) -> None:
         """Answer ``method`` with this fixed ``result`` (or a callable(params) -> result)."""
@@ -1036,13 +1056,15 @@ class FakeTelegramAPI:
         call.status, call.response = status, body_out
         return self._json(body_out, status)
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, params: JSONDict | None = None) -> _Fault | None:
         for key in (method, "*"):
             if key == "*" and method == "getUpdates":
                 continue
             queue = self._faults.get(key)
             if queue:
                 fault = queue[0]
+                if not fault.applies(params or {}):
+                    continue
                 fault.times -= 1
                 if fault.times <= 0:
                     queue.pop(0)
@@ -1052,7 +1074,7 @@ class FakeTelegramAPI:
     async def _dispatch(
         self, method: str, params: JSONDict, files: dict[str, UploadedFile]
     ) -> tuple[int, JSONDict]:
-        fault = self._take_fault(method)
+        fault = self._take_fault(method, params)
         if fault is not None:
             err = ApiError(fault.status, fault.description, fault.parameters)
             return err.status, err.payload()

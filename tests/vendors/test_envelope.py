@@ -62,7 +62,7 @@ async def make_vendor(fake: FakeEnvelopeVendor) -> AsyncIterator[MakeVendor]:
         settings.update(overrides)
         preset = dataclasses.replace(GPTIMAGEAPI, **settings)
         client = http.build_client(preset, api_key=key)
-        downloader = http.build_download_client(timeout=5)
+        downloader = http.build_download_client(timeout=5, allow_hosts=["127.0.0.1"])
         clients.extend((client, downloader))
         vendor = EnvelopeVendor(preset, client=client, downloader=downloader)
         made.append(vendor)
@@ -392,7 +392,7 @@ async def test_result_larger_than_the_cap_is_refused(
     vendor = make_vendor()
     async with (
         http.build_client(vendor.preset, api_key=KEY) as client,
-        http.build_download_client(timeout=5) as downloader,
+        http.build_download_client(timeout=5, allow_hosts=["127.0.0.1"]) as downloader,
     ):
         small = EnvelopeVendor(
             vendor.preset, client=client, downloader=downloader, max_download_bytes=10

@@ -105,7 +105,7 @@ async def make() -> AsyncIterator[Factory]:
         settings.update(overrides)
         preset = dataclasses.replace(PRESETS[flavor], **settings)
         client = http.build_client(preset, api_key=KEY)
-        downloader = http.build_download_client(timeout=5)
+        downloader = http.build_download_client(timeout=5, allow_hosts=["127.0.0.1"])
         vendor = OpenAICompatVendor(preset, client=client, downloader=downloader)
         rig = Rig(fake, vendor, preset, client, downloader, cdn_auth)
         rigs.append(rig)
@@ -259,7 +259,7 @@ async def test_mixed_url_and_b64_in_one_answer() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         if request.url.host == "cdn.example":
-            return httpx.Response(200, content=png)
+            return httpx.Response(200, stream=httpx.ByteStream(png))  # streamed, as on a wire
         return httpx.Response(
             200,
             json={
@@ -275,7 +275,7 @@ async def test_mixed_url_and_b64_in_one_answer() -> None:
     preset = dataclasses.replace(AIEARTH, stream=False)
     client = http.build_client(preset, api_key=KEY)
     client._transport = httpx.MockTransport(handler)
-    downloader = http.build_download_client()
+    downloader = http.build_download_client(allow_hosts=["127.0.0.1"])
     downloader._transport = httpx.MockTransport(handler)
     try:
         vendor = OpenAICompatVendor(preset, client=client, downloader=downloader)
@@ -462,7 +462,7 @@ def _sse_vendor(body: bytes) -> tuple[OpenAICompatVendor, list[httpx.AsyncClient
 
     client = http.build_client(AIEARTH, api_key=KEY)
     client._transport = httpx.MockTransport(handler)
-    downloader = http.build_download_client()
+    downloader = http.build_download_client(allow_hosts=["127.0.0.1"])
     return OpenAICompatVendor(AIEARTH, client=client, downloader=downloader), [client, downloader]
 
 
@@ -671,7 +671,7 @@ async def test_connect_refused_is_retried_then_unavailable_not_billed() -> None:
         COMPAT_B64, base_url="http://127.0.0.1:9", max_retries=2, retry_after_cap=0.05
     )
     client = http.build_client(preset, api_key=KEY)
-    downloader = http.build_download_client()
+    downloader = http.build_download_client(allow_hosts=["127.0.0.1"])
     try:
         vendor = OpenAICompatVendor(preset, client=client, downloader=downloader)
         with pytest.raises(VendorUnavailable) as err:
@@ -718,7 +718,7 @@ def test_build_client_settings() -> None:
     assert client.timeout.connect == 3 and client.timeout.read == 77
     assert client.timeout.write == 60 and client.timeout.pool == 77
     assert client.follow_redirects is False
-    downloader = http.build_download_client()
+    downloader = http.build_download_client(allow_hosts=["127.0.0.1"])
     assert "Authorization" not in downloader.headers
 
 
