@@ -382,6 +382,21 @@ class JobRepo(Protocol):
         claimed."""
         ...
 
+    async def claim_many(
+        self,
+        tx: Tx,
+        queues: Sequence[str],
+        worker_id: str,
+        *,
+        lease_until: float,
+        limit: str | None = VENDOR_LIMIT,
+        count: int = 1,
+    ) -> list[JobRecord]:
+        """Like ``claim``, up to ``count`` jobs in one transaction (never past the
+        limit's room), oldest first: a burst is claimed in a few commits, not one
+        commit per job."""
+        ...
+
     async def renew(
         self, tx: Tx, worker_id: str, job_ids: Sequence[str], lease_until: float
     ) -> list[str]:

@@ -312,12 +312,27 @@ class PgJobs:
         lease_until: float,
         limit: str | None = VENDOR_LIMIT,
     ) -> JobRecord | None:
-        """See ``JobRepo.claim``.  With ``limit``, the limit's row is locked first
-        (until commit): every claimer in every process queues there, so the count
-        of live claims read after the lock is exact."""
+        claimed = await self.claim_many(
+            tx, queues, worker_id, lease_until=lease_until, limit=limit, count=1
+        )
+        return claimed[0] if claimed else None
+
+    async def claim_many(
+        self,
+        tx: Tx,
+        queues: Sequence[str],
+        worker_id: str,
+        *,
+        lease_until: float,
+        limit: str | None = VENDOR_LIMIT,
+        count: int = 1,
+    ) -> list[JobRecord]:
+        """See ``JobRepo.claim_many``.  With ``limit``, the limit's row is locked
+        first (until commit): every claimer in every process queues there, so the
+        count of live claims read after the lock is exact."""
         t = pg_tx(tx, write=True)
-        if not queues:
-            return None
+        if not queues or count < 1:
+            return []
         now = self._clock()
         if limit is not None:
             row = await t.fetchrow(
@@ -325,25 +340,29 @@ class PgJobs:
             )
             if row is not None:
                 if float(row["not_before"]) > now:
-                    return None
-                if await self.in_flight(t, now) >= int(row["value"]):
-                    return None
+                    return []
+                count = min(count, int(row["value"]) - await self.in_flight(t, now))
+                if count < 1:
+                    return []
         # SKIP LOCKED: a candidate another claimer is taking right now is passed
         # over instead of waited for; FOR UPDATE re-checks claimed_by on the newest
         # row version, so a job claimed and committed meanwhile is passed over too.
-        row = await t.fetchrow(
+        rows = await t.fetch(
             "UPDATE jobs SET claimed_by = $1, claimed_at = $2, lease_until = $3 "
-            "WHERE id = (SELECT j.id FROM jobs j "
+            # ARRAY(...): the candidates are picked (and locked) once, before the
+            # update; an IN (...) semi-join may be planned to re-run the pick.
+            "WHERE id = ANY(ARRAY(SELECT j.id FROM jobs j "
             "            WHERE j.state = 'RESERVED' AND j.claimed_by IS NULL "
             f"           AND j.queue = ANY($4::text[]) {_FAIR_ORDER} "
-            "            LIMIT 1 FOR UPDATE SKIP LOCKED) "
+            "            LIMIT $5 FOR UPDATE SKIP LOCKED)) "
             f"AND claimed_by IS NULL RETURNING {JOB_COLS}",
             worker_id,
             now,
             lease_until,
             list(queues),
+            count,
         )
-        return None if row is None else _job(row)
+        return sorted((_job(r) for r in rows), key=lambda j: (j.created_at, j.id))
 
     async def renew(
         self, tx: Tx, worker_id: str, job_ids: Sequence[str], lease_until: float

@@ -308,34 +308,50 @@ class SqliteJobs:
         lease_until: float,
         limit: str | None = VENDOR_LIMIT,
     ) -> JobRecord | None:
-        """See ``JobRepo.claim``. BEGIN IMMEDIATE already serialises every claimer
-        in every process, so counting the live claims here is exact."""
+        claimed = await self.claim_many(
+            tx, queues, worker_id, lease_until=lease_until, limit=limit, count=1
+        )
+        return claimed[0] if claimed else None
+
+    async def claim_many(
+        self,
+        tx: Tx,
+        queues: Sequence[str],
+        worker_id: str,
+        *,
+        lease_until: float,
+        limit: str | None = VENDOR_LIMIT,
+        count: int = 1,
+    ) -> list[JobRecord]:
+        """See ``JobRepo.claim_many``. BEGIN IMMEDIATE already serialises every
+        claimer in every process, so counting the live claims here is exact."""
         t = sqlite_tx(tx, write=True)
-        if not queues:
-            return None
+        if not queues or count < 1:
+            return []
         now = self._clock()
         if limit is not None:
             row = await t.fetchone("SELECT value, not_before FROM limits WHERE name = ?", (limit,))
             if row is not None:
                 if float(row["not_before"]) > now:
-                    return None
-                if await self.in_flight(t, now) >= int(row["value"]):
-                    return None
+                    return []
+                count = min(count, int(row["value"]) - await self.in_flight(t, now))
+                if count < 1:
+                    return []
         q_sql, params = _in_list("q", list(queues))
-        params.update(worker=worker_id, now=now, lease=lease_until)
-        row = await t.fetchone(
+        params.update(worker=worker_id, now=now, lease=lease_until, count=count)
+        rows = await t.fetchall(
             "UPDATE jobs SET claimed_by = :worker, claimed_at = :now, lease_until = :lease "
-            "WHERE id = (SELECT j.id FROM jobs j "
-            "            WHERE j.state = 'RESERVED' AND j.claimed_by IS NULL "
-            f"           AND j.queue IN {q_sql}"
+            "WHERE id IN (SELECT j.id FROM jobs j "
+            f"            WHERE j.state = 'RESERVED' AND j.claimed_by IS NULL "
+            f"            AND j.queue IN {q_sql}"
             "            ORDER BY (SELECT COUNT(*) FROM jobs r WHERE r.account_id = j.account_id"
             f"                      AND r.claimed_by IS NOT NULL AND r.state IN {_CLAIMED}),"
-            "                     j.created_at, j.id LIMIT 1) "
+            "                     j.created_at, j.id LIMIT :count) "
             "AND claimed_by IS NULL "
             f"RETURNING {JOB_COLS}",
             params,
         )
-        return None if row is None else _job(row)
+        return sorted((_job(r) for r in rows), key=lambda j: (j.created_at, j.id))
 
     async def renew(
         self, tx: Tx, worker_id: str, job_ids: Sequence[str], lease_until: float

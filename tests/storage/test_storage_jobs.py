@@ -367,3 +367,28 @@ async def test_audit_and_flags(store: Store, clock: FakeClock) -> None:
         assert await store.flags.get(tx, "vendor_paused") is None
     async with store.read() as tx:
         assert await store.flags.get(tx, "settings:telegram:1") == '{"size": "1024x1024"}'
+
+
+async def test_claim_many_takes_a_burst_up_to_the_limits_room(
+    store: Store, clock: FakeClock
+) -> None:
+    a, b = await _account_id(store, "1"), await _account_id(store, "2")
+    await _queue(store, clock, [(f"j{i}", (a, b)[i % 2]) for i in range(6)])
+    async with store.transaction() as tx:
+        await store.limits.ensure(tx, VENDOR_LIMIT, initial=4, ceiling=4)
+        first = await store.jobs.claim_many(
+            tx, ["telegram"], "w1", lease_until=clock.now + 30, count=3
+        )
+        assert [j.id for j in first] == ["j0", "j1", "j2"]
+        assert all(j.claimed_by == "w1" for j in first)
+        second = await store.jobs.claim_many(
+            tx, ["telegram"], "w2", lease_until=clock.now + 30, count=10
+        )
+        assert [j.id for j in second] == ["j3"]  # the limit had room for one more
+        assert (
+            await store.jobs.claim_many(
+                tx, ["telegram"], "w3", lease_until=clock.now + 30, count=10
+            )
+            == []
+        )
+        assert await store.jobs.in_flight(tx, clock.now) == 4
