@@ -21,6 +21,8 @@ MISCONFIG_ALERT_FLAG = "alert:vendor_misconfigured"
 # After a 402 one job is let through as a probe this often; success lifts the pause.
 PROBE_INTERVAL = 300.0
 MISCONFIG_ALERT_INTERVAL = 3600.0
+# Seconds between looks at the pause flag after successful calls.
+PAUSE_LOOK = 2.0
 
 
 class VendorHealth:
@@ -35,6 +37,7 @@ class VendorHealth:
         self.frontends = frontends
         self.text = text
         self.clock = clock
+        self._looked_at = -PAUSE_LOOK
 
     async def admit(self, tx: Tx, now: float) -> None:
         """Inside the job's reserve transaction: refuse quickly while paused."""
@@ -49,6 +52,7 @@ class VendorHealth:
         await self.store.flags.set(tx, PAUSE_FLAG, json.dumps(pause))
 
     async def after_error(self, err: VendorError) -> None:
+        self._looked_at = -PAUSE_LOOK  # the next success looks at once
         now = self.clock()
         alert: str | None = None
         async with self.store.transaction() as tx:
@@ -69,6 +73,13 @@ class VendorHealth:
             await self.frontends.alert_admins(self.text.t(alert, None, code=err.code))
 
     async def succeeded(self) -> None:
+        # A pause is rare and may have been set by another process: look at most
+        # every PAUSE_LOOK seconds instead of a read per job (a probe that succeeds
+        # after a quiet spell is always looked at).
+        now = time.monotonic()
+        if now - self._looked_at < PAUSE_LOOK:
+            return
+        self._looked_at = now
         async with self.store.read() as tx:
             paused = await self.store.flags.get(tx, PAUSE_FLAG)
         if paused is None:
