@@ -14,6 +14,7 @@ from core.ports import UserRef
 from storage.interfaces import Store
 
 DRAFT_TTL = 86_400.0
+PREFIX = "draft:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,13 @@ class Drafts:
 
     @staticmethod
     def _key(draft_id: str) -> str:
-        return f"draft:{draft_id}"
+        return f"{PREFIX}{draft_id}"
+
+    async def purge_expired(self, now: float | None = None) -> int:
+        """Drafts nobody finished: their rows go once they can no longer be used."""
+        before = (time.time() if now is None else now) - DRAFT_TTL
+        async with self.store.transaction() as tx:
+            return await self.store.flags.purge(tx, PREFIX, before)
 
     async def create(self, user: UserRef, prompt: str, defaults: Defaults) -> Draft:
         draft = Draft(secrets.token_urlsafe(6), user.key, prompt, defaults, time.time())

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from core.drafts import Drafts
 from core.errors import ImagineError
 from core.images import read_outputs
 from core.job_params import load_request, result_files
@@ -149,6 +150,7 @@ class Sweeper:
         ):
             return
         self._retained_at = now
+        report.removed += await Drafts(self.store).purge_expired(self.clock())
         candidates = await self.jobs.files.older_dirs("jobs", self.clock() - self.retention)
         for job_id in candidates:
             async with self.store.read() as tx:

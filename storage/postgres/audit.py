@@ -82,3 +82,12 @@ class PgFlags:
             "DELETE FROM flags WHERE key = $1 RETURNING key", key
         )
         return found is not None
+
+    async def purge(self, tx: Tx, prefix: str, before: float) -> int:
+        # starts_with, not LIKE: a prefix is text, never a pattern.
+        rows = await pg_tx(tx, write=True).fetch(
+            "DELETE FROM flags WHERE starts_with(key, $1) AND updated_at < $2 RETURNING key",
+            prefix,
+            before,
+        )
+        return len(rows)

@@ -76,3 +76,11 @@ class SqliteFlags:
             "DELETE FROM flags WHERE key = ? RETURNING key", (key,)
         )
         return row is not None
+
+    async def purge(self, tx: Tx, prefix: str, before: float) -> int:
+        # substr, not LIKE: a prefix is text, never a pattern.
+        rows = await sqlite_tx(tx, write=True).fetchall(
+            "DELETE FROM flags WHERE substr(key, 1, ?) = ? AND updated_at < ? RETURNING key",
+            (len(prefix), prefix, before),
+        )
+        return len(rows)

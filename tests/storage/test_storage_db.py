@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from storage_test_clock import FakeClock
 
 from storage import StorageError, Store, open_store
 from storage.sqlite.migrations import MIGRATIONS, SCHEMA_VERSION, split_statements
@@ -212,3 +213,19 @@ async def test_reads_end_their_snapshots_without_going_stale(db_path: Path) -> N
     async with store.read() as tx:
         await store.flags.get(tx, "k")
     await store.close()
+
+
+async def test_flags_purge_only_old_ones_under_the_prefix(store: Store, clock: FakeClock) -> None:
+    async with store.transaction() as tx:
+        await store.flags.set(tx, "draft:old", "{}")
+        await store.flags.set(tx, "draft_x:old", "{}")  # another prefix, same start
+        await store.flags.set(tx, "prefs:telegram:1", "{}")
+    clock.advance(100)
+    async with store.transaction() as tx:
+        await store.flags.set(tx, "draft:new", "{}")
+        assert await store.flags.purge(tx, "draft:", clock.now - 50) == 1
+        assert await store.flags.get(tx, "draft:old") is None
+        assert await store.flags.get(tx, "draft:new") == "{}"
+        assert await store.flags.get(tx, "draft_x:old") == "{}"
+        assert await store.flags.get(tx, "prefs:telegram:1") == "{}"
+        assert await store.flags.purge(tx, "dr%", clock.now) == 0  # never a pattern
