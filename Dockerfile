@@ -35,11 +35,17 @@ RUN pip install --no-deps -c constraints.txt . \
 # leaves these settings commented out (as .env.example does) keeps them.
 ENV DATABASE_URL=sqlite:////data/imagine-bot.sqlite3 \
     DATA_DIR=/data \
-    OUTPUT_DIR=/data/out
+    OUTPUT_DIR=/data/out \
+    HEALTH_LISTEN=127.0.0.1:9090
 
 USER imagine
 VOLUME ["/data"]
 # Optional: the Telegram webhook (TELEGRAM_WEBHOOK_LISTEN) and the short-lived image
 # links (PUBLIC_LISTEN). Publish them only when those features are on.
 EXPOSE 8443 8080
+# Liveness through the health endpoint (HEALTH_LISTEN, see .env.example): the image
+# has no curl, so Python asks /livez. A wildcard address is asked on 127.0.0.1; an
+# endpoint switched off (HEALTH_LISTEN empty) has nothing to check.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; a = os.environ.get('HEALTH_LISTEN', ''); h, _, p = a.rpartition(':'); h = '127.0.0.1' if h in ('', '0.0.0.0', '[::]') else h; a and urllib.request.urlopen(f'http://{h}:{p}/livez', timeout=4)"]
 CMD ["imagine-bot", "run"]

@@ -7,11 +7,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import gc
+import importlib.metadata
 import logging
+import os
 import re
 import signal
 import sys
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
@@ -19,8 +23,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from bots.files import URL, FolderFrontend
+from bots.health import serve_health
 from bots.processes import supervised_workers
+from core import redaction
 from core.app import Imagine
 from core.bootstrap import build_app, configure_logging
 from core.errors import ConfigError, ImagineError, InvalidRequest
@@ -31,6 +39,7 @@ from core.redaction import secrets_from
 from core.settings import Settings, load_settings
 from core.sources import PATH, SourceRef
 from core.types import Background, OutputFormat, Quality, Resolution
+from storage import StorageError, open_store
 
 log = logging.getLogger("imagine-bot")
 
@@ -52,8 +61,16 @@ def _user(raw: str | None) -> UserRef:
     return UserRef(platform, uid)
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("imagine-bot")
+    except importlib.metadata.PackageNotFoundError:
+        return "(version unknown: the package is not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="imagine-bot", description=__doc__)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
         "run", help="start every platform whose token is set, else the console chat"
@@ -228,30 +245,168 @@ async def _credits(app: Imagine, args: argparse.Namespace) -> int:
     return 0
 
 
+# A doctor check that talks to a service gives up after this many seconds.
+DOCTOR_TIMEOUT = 5.0
+# Written and deleted again by ``doctor``: proves the database takes writes.
+DOCTOR_FLAG = "doctor:write-check"
+
+
+def _shown_url(url: str) -> str:
+    """A database URL fit to print: its password replaced."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    return url.replace(f":{password}@", ":***@", 1)
+
+
+def _folder_problem(folder: Path, setting: str) -> str | None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".imagine-bot-doctor-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        return f"{setting} {folder} is not writable: {err.strerror or type(err).__name__}."
+    return None
+
+
+async def _database_problem(settings: Settings) -> str | None:
+    """Open the store and commit a write that leaves nothing behind."""
+    shown = _shown_url(settings.database_url)
+    try:
+        store = await asyncio.wait_for(open_store(settings.database_url), 2 * DOCTOR_TIMEOUT)
+        try:
+            async with store.transaction() as tx:
+                await store.flags.set(tx, DOCTOR_FLAG, str(time.time()))
+                await store.flags.delete(tx, DOCTOR_FLAG)
+        finally:
+            await store.close()
+    except TimeoutError:
+        return f"the database {shown} did not answer within {2 * DOCTOR_TIMEOUT:g} s."
+    except Exception as err:  # every driver has its own errors; each is one sentence here
+        reason = redaction.redact(str(err).strip().rstrip(".")) or type(err).__name__
+        return f"the database {shown} cannot be opened and written: {reason}."
+    return None
+
+
+def _telegram_getme_url(settings: Settings, token: str) -> str:
+    base = (settings.telegram_base_url or "https://api.telegram.org").rstrip("/")
+    if not base.endswith("/bot"):
+        base += "/bot"
+    return f"{base}{token}/getMe"
+
+
+async def _token_checks(settings: Settings) -> tuple[list[str], list[str]]:
+    """Ask Telegram (getMe) and Discord (/users/@me) whether they take the tokens.
+    Returns (lines to print, errors); no network only skips a check."""
+    lines: list[str] = []
+    errors: list[str] = []
+    async with httpx.AsyncClient(
+        timeout=httpx.Timeout(DOCTOR_TIMEOUT), follow_redirects=False
+    ) as client:
+        if settings.telegram_token:
+            host = urlsplit(settings.telegram_base_url or "https://api.telegram.org").netloc
+            try:
+                response = await client.get(_telegram_getme_url(settings, settings.telegram_token))
+            except httpx.TransportError as err:
+                lines.append(
+                    f"telegram: token not checked: cannot reach {host} ({type(err).__name__})."
+                )
+            else:
+                if response.status_code == 200:
+                    name = (response.json().get("result") or {}).get("username", "?")
+                    lines.append(f"telegram: token accepted (@{name}).")
+                elif response.status_code in (401, 404):
+                    errors.append(
+                        f"Telegram ({host}) rejected TELEGRAM_BOT_TOKEN (HTTP "
+                        f"{response.status_code}): copy it again from @BotFather."
+                    )
+                else:
+                    lines.append(
+                        f"telegram: token not checked: {host} answered HTTP {response.status_code}."
+                    )
+        if settings.discord_token:
+            from discord.http import Route  # the API address (tests point it at a fake)
+
+            host = urlsplit(Route.BASE).netloc
+            try:
+                response = await client.get(
+                    f"{Route.BASE}/users/@me",
+                    headers={"Authorization": f"Bot {settings.discord_token}"},
+                )
+            except httpx.TransportError as err:
+                lines.append(
+                    f"discord: token not checked: cannot reach {host} ({type(err).__name__})."
+                )
+            else:
+                if response.status_code == 200:
+                    lines.append(f"discord: token accepted ({response.json().get('username')}).")
+                elif response.status_code == 401:
+                    errors.append(
+                        "Discord rejected DISCORD_BOT_TOKEN: copy the bot token again from "
+                        "the developer portal."
+                    )
+                else:
+                    lines.append(
+                        f"discord: token not checked: {host} answered HTTP {response.status_code}."
+                    )
+    return lines, errors
+
+
+async def _doctor_checks(settings: Settings) -> tuple[list[str], list[str]]:
+    lines: list[str] = []
+    errors: list[str] = []
+    problem = await asyncio.to_thread(_folder_problem, settings.data_dir, "DATA_DIR")
+    if problem:
+        errors.append(problem)
+    else:
+        lines.append(f"data folder: {settings.data_dir} is writable.")
+    problem = await _database_problem(settings)
+    if problem:
+        errors.append(problem)
+    else:
+        lines.append("database: opened and written.")
+    token_lines, token_errors = await _token_checks(settings)
+    return lines + token_lines, errors + token_errors
+
+
 def _doctor(settings: Settings) -> int:
+    """Print the configuration, then check what can be checked from here: the data
+    folder, the database and, when reachable, the platform tokens. Exit 1 when
+    something is wrong; warnings alone do not fail."""
     preset = settings.preset
-    print(f"vendor: {preset.name} ({preset.style}; {preset.description})")
-    if preset.seed:
-        print(f"  follows seed document {preset.seed}")
-    print(f"  base URL: {preset.base_url or '(local)'}")
+    print(f"vendor: {preset.name}: {preset.description or 'no description'}")
+    print(f"  wire style: {preset.style}; base URL: {preset.base_url or '(local)'}")
     print(f"  model: {preset.model}; key: {'set' if settings.vendor_api_key else 'not set'}")
     print("  sizes: " + "; ".join(f"{t}: {', '.join(a)}" for t, a in preset.sizes.items()))
-    print(f"database: {settings.database_url}")
+    print(f"database: {_shown_url(settings.database_url)}")
     print(
         f"telegram: {'token set' if settings.telegram_token else 'off (TELEGRAM_BOT_TOKEN unset)'}"
     )
     print(f"discord: {'token set' if settings.discord_token else 'off (DISCORD_BOT_TOKEN unset)'}")
     print(f"admins: {', '.join(sorted(settings.admin_ids)) or 'none (ADMIN_USER_IDS unset)'}")
-    problems = []
+    lines, errors = asyncio.run(_doctor_checks(settings))
+    for line in lines:
+        print(line)
+    warnings = []
     if preset.needs_public_urls and not settings.public_base_url:
-        problems.append(
+        warnings.append(
             "VENDOR needs public image URLs for edits from Telegram: set "
             "PUBLIC_BASE_URL (Discord attachments work without it)."
         )
     if not settings.admin_ids:
-        problems.append("ADMIN_USER_IDS is empty: nobody can top up credits from a chat.")
-    for problem in problems:
-        print(f"warning: {problem}")
+        warnings.append("ADMIN_USER_IDS is empty: nobody can top up credits from a chat.")
+    for warning in warnings:
+        print(f"warning: {warning}")
+    for error in errors:
+        print(f"error: {error}")
+    if errors:
+        print(f"found {len(errors)} error(s): the bot will not run until they are fixed.")
+        return 1
     print("configuration OK")
     return 0
 
@@ -309,12 +464,25 @@ async def _run(settings: Settings, workers: int) -> int:
 
         runners.append(run_discord)
     if not runners:
+        if not sys.stdin.isatty():  # Docker without -it, CI: the chat would read EOF
+            raise ConfigError(
+                "no TELEGRAM_BOT_TOKEN or DISCORD_BOT_TOKEN set, and no terminal for the "
+                "console chat: set a token, or start it from a terminal (docker run -it)."
+            )
         from bots.console import run_console
 
         # Nobody else can reach a console: its one user is the operator.
         settings = replace(settings, admin_ids=settings.admin_ids | {"console:local"})
         runners.append(run_console)
-    async with build_app(settings, announce=True) as app, supervised_workers(workers, stop):
+    if workers:
+        # The worker processes inherit this environment: only this process serves
+        # HEALTH_LISTEN (each of them would ask for the same address).
+        os.environ["HEALTH_LISTEN"] = ""
+    async with (
+        build_app(settings, announce=True) as app,
+        serve_health(app),
+        supervised_workers(workers, stop),
+    ):
         _tune_gc()
         tasks = [asyncio.create_task(r(app, stop)) for r in runners]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -335,7 +503,11 @@ async def _worker(settings: Settings) -> int:
         )
     stop = asyncio.Event()
     _signals(stop)
-    async with build_app(settings) as app, contextlib.AsyncExitStack() as platforms:
+    async with (
+        build_app(settings) as app,
+        serve_health(app),
+        contextlib.AsyncExitStack() as platforms,
+    ):
         if settings.telegram_token:
             from bots.telegram import telegram_delivery
 
@@ -356,6 +528,11 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     settings = replace(settings, admin_ids=settings.admin_ids | {"cli:operator"})
     if args.command in ("run", "worker"):
         _raise_open_files()
+    if args.command in ("run", "worker", "imagine", "edit"):
+        # Found at start in one sentence, not when the first result is saved.
+        problem = await asyncio.to_thread(_folder_problem, settings.data_dir, "DATA_DIR")
+        if problem:
+            raise ConfigError(problem, setting="DATA_DIR")
     if args.command == "run":
         if args.workers < 0:
             raise ConfigError("--workers takes a count of 0 or more.")
@@ -389,6 +566,76 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
+# Catalogue sentences that speak to a chat user; the command line says it its way.
+_CLI_SENTENCES = {
+    "prompt_empty": 'give a prompt, e.g. imagine-bot imagine "a red fox in the snow".',
+    "no_image": "give the image to edit with --image PATH or --image URL.",
+    "public_url": (
+        "this vendor fetches the images it edits by URL: give --image an http(s) URL, "
+        "not a local file."
+    ),
+    "generate_unavailable": (
+        "this vendor only edits images: use imagine-bot edit --image PATH instruction."
+    ),
+}
+
+
+def _cli_error(err: ImagineError) -> str:
+    kind = err.params.get("kind") if isinstance(err, InvalidRequest) else None
+    if isinstance(kind, str) and kind in _CLI_SENTENCES:
+        return _CLI_SENTENCES[kind]
+    return Messages().error(err, "en")
+
+
+def _host(url: str | None, default: str) -> str:
+    return urlsplit(url).netloc if url else default
+
+
+def _failure(err: BaseException, settings: Settings) -> str | None:
+    """One sentence for a failure the operator fixes outside the program (network,
+    database, folders), or None for a bug (which keeps its traceback)."""
+    telegram_error = sys.modules.get("telegram.error")
+    if telegram_error is not None and isinstance(err, telegram_error.NetworkError):
+        if settings.telegram_base_url:
+            host = _host(settings.telegram_base_url, "")
+            return f"cannot reach {host} (TELEGRAM_BASE_URL): check the network and the address."
+        return "cannot reach api.telegram.org: check the network (or set TELEGRAM_BASE_URL)."
+    if telegram_error is not None and isinstance(err, telegram_error.TelegramError):
+        return f"Telegram refused to start the bot: {redaction.redact(err.message)}."
+    discord = sys.modules.get("discord")
+    if discord is not None and isinstance(
+        err, discord.GatewayNotFound | discord.ConnectionClosed | discord.DiscordServerError
+    ):
+        return "cannot connect to Discord's gateway: check the network, then try again."
+    if discord is not None and isinstance(err, discord.HTTPException):
+        return f"Discord refused to start the bot (HTTP {err.status}): {err.text or 'no reason'}."
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None and isinstance(err, aiohttp.ClientConnectorError):
+        where = err.host if err.port in (80, 443, None) else f"{err.host}:{err.port}"
+        return f"cannot reach {where}: check the network."
+    if aiohttp is not None and isinstance(err, aiohttp.ClientError):
+        return f"a connection failed ({type(err).__name__}): check the network."
+    if isinstance(err, StorageError):
+        reason = redaction.redact(str(err).strip().rstrip(".")) or type(err).__name__
+        return (
+            f"cannot use the database {_shown_url(settings.database_url)}: {reason} "
+            "(check DATABASE_URL and its folder)."
+        )
+    if isinstance(err, OSError) and err.filename is not None:
+        what = err.strerror or type(err).__name__
+        return f"cannot use {err.filename}: {what} (check DATA_DIR, OUTPUT_DIR and permissions)."
+    if isinstance(err, OSError) and err.errno == errno.EADDRINUSE:
+        return (
+            "an address to listen on is already in use: change PUBLIC_LISTEN or "
+            "TELEGRAM_WEBHOOK_LISTEN, or stop what holds it."
+        )
+    if isinstance(err, ConnectionError | TimeoutError):
+        return f"a connection failed ({err.strerror or type(err).__name__}): check the network."
+    if isinstance(err, OSError):
+        return f"the system refused: {err.strerror or err}."
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -399,6 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(
         settings.log_level if args.command in ("run", "worker") else "WARNING",
         secrets=secrets_from(settings),
+        fmt=settings.log_format,
     )
     if settings.vendor_is_default_mock and args.command in ("run", "imagine", "edit", "doctor"):
         print(
@@ -414,10 +662,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"imagine-bot: {err.detail}", file=sys.stderr)
         return 2
     except ImagineError as err:
-        print(f"imagine-bot: {Messages().error(err, 'en')}", file=sys.stderr)
+        print(f"imagine-bot: {_cli_error(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as err:
+        sentence = _failure(err, settings)
+        if sentence is None:
+            raise
+        log.debug("%s", sentence, exc_info=True)  # the traceback, at LOG_LEVEL=DEBUG
+        print(f"imagine-bot: {sentence}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,18 +7,19 @@ by ``core.bootstrap.build_app``; it holds no platform knowledge."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from core.admin import AccountReport, CreditAdmin, HistoryEntry, JobSummary
 from core.drafts import Drafts
 from core.errors import InvalidRequest
 from core.frontends import Frontends
 from core.job_params import load_request, result_files
-from core.jobs import JobReceipt, JobService, Submitted
+from core.jobs import JobService
 from core.messages import Messages, normalize_locale
 from core.options import Defaults, ParsedPrompt, parse_prompt
 from core.ports import ChatRef, Frontend, UserRef
 from core.pricing import quote
+from core.results import JobReceipt, PriceInfo, Profile, Submitted
 from core.settings import Settings
 from core.sources import STORED, SourceRef
 from core.sweeper import Sweeper, SweepReport
@@ -51,25 +52,6 @@ __all__ = [
     "Profile",
     "Submitted",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Profile:
-    account_id: int
-    balance: int
-    defaults: Defaults
-    locale: str
-    is_admin: bool
-
-
-@dataclass(frozen=True, slots=True)
-class PriceInfo:
-    price: int
-    balance: int
-
-    @property
-    def affordable(self) -> bool:
-        return self.balance >= self.price
 
 
 def _prefs_key(user: UserRef) -> str:

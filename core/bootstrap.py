@@ -16,6 +16,7 @@ from core.images import ImageLimits
 from core.jobs import JobLimits, JobService
 from core.messages import Messages
 from core.metrics import MetricsRecorder
+from core.observability import RedactingJsonFormatter
 from core.settings import Settings
 from core.sweeper import Sweeper
 from core.vendors.factory import build_vendor
@@ -27,15 +28,21 @@ from storage.files import FileStore
 log = logging.getLogger(__name__)
 
 
-def configure_logging(level: str = "INFO", *, secrets: Iterable[str | None] = ()) -> None:
+def configure_logging(
+    level: str = "INFO", *, secrets: Iterable[str | None] = (), fmt: str = "text"
+) -> None:
     """Log lines pass a redaction filter: keys and tokens never reach the output.
 
     ``secrets`` are the configured values to scrub (``redaction.secrets_from(settings)``);
-    the filter sits on the root handler, so every logger's records pass it."""
+    the filter sits on the root handler, so every logger's records pass it. ``fmt``
+    (``LOG_FORMAT``): ``text`` lines, or ``json`` (one object per line), scrubbed
+    again as a whole either way."""
     redaction.add_secrets(*secrets)
     handler = redaction.RedactingStreamHandler()
     handler.setFormatter(
-        redaction.RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        RedactingJsonFormatter()
+        if fmt == "json"
+        else redaction.RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     handler.addFilter(redaction.SecretFilter())
     root = logging.getLogger()

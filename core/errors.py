@@ -13,8 +13,6 @@ from typing import ClassVar
 
 class ImagineError(Exception):
     code: ClassVar[str] = "error"
-    # Whether the operator must hear about it (misconfiguration, vendor out of credits).
-    alert_admins: ClassVar[bool] = False
     # The job this error ended, so the frontend that shows it can acknowledge it.
     job_id: str | None = None
 
@@ -120,7 +118,6 @@ class VendorError(ImagineError):
 
 class VendorOutOfCredits(VendorError):
     code = "vendor_out_of_credits"
-    alert_admins = True
 
 
 class VendorRejected(VendorError):
@@ -137,7 +134,6 @@ class VendorMisconfigured(VendorError):
     """401, or 404 on create: the operator's key, URL or model is wrong."""
 
     code = "vendor_misconfigured"
-    alert_admins = True
 
 
 class VendorBusy(VendorError):

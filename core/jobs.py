@@ -47,8 +47,10 @@ from core.frontends import Frontends
 from core.images import ImageLimits, load_sources
 from core.job_params import dump_params, load_request, result_key
 from core.messages import Messages, normalize_locale
+from core.observability import Metrics
 from core.ports import ChatRef, Delivery, Frontend, UserRef
 from core.pricing import Quote, actual_cost, quote
+from core.results import JobReceipt, Submitted
 from core.sources import PATH, STORED, SourceRef, stored_mask_key, stored_source_key
 from core.types import GeneratedImage, ImageRequest, ImageResult, Progress, SourceImage
 from core.vendor_health import VendorHealth
@@ -71,25 +73,6 @@ log = logging.getLogger(__name__)
 HOLD_TTL = 86_400.0
 # Seconds in the queue after which the status message may show a queue position.
 QUEUED_NOTICE = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class JobReceipt:
-    job_id: str
-    cost: int
-    balance_after: int
-    delivered: int
-
-
-@dataclass(frozen=True, slots=True)
-class Submitted:
-    """What the intake answers: the job is queued and its price held."""
-
-    job_id: str
-    price: int
-    # 0 when a vendor slot is free now; else how many queued jobs go first, this one
-    # included (the fair order: fewest running jobs per user first, then oldest).
-    position: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +173,8 @@ class JobService:
         self.default_locale = default_locale
         self.clock = clock
         self.health = VendorHealth(store, frontends, text, clock)
+        # Job outcomes and vendor latency for the health endpoint's /metrics.
+        self.metrics = Metrics()
         # In-process callers waiting for a job's end (``Imagine.run_job``) and
         # their extra progress listeners.
         self._waiters: dict[str, asyncio.Future[JobReceipt]] = {}
@@ -368,6 +353,7 @@ class JobService:
                 if not moved:
                     raise LeaseLost(f"job {job.id} was taken over before the vendor call")
                 started = True
+                began = time.monotonic()
                 if report is not None:
                     # Position 0: "your turn now", so a status that showed a queue
                     # position is updated; a job that never waited shows no change.
@@ -389,6 +375,7 @@ class JobService:
         except Exception as err:
             await self._failed(job, ctx, err, owner, hold if started else 0)
             return
+        self.metrics.vendor_call(time.monotonic() - began)
         await self.health.succeeded()
         await self.concurrency.succeeded()
         await self.deliver(job, owner, ctx, request, q, result)
@@ -631,7 +618,7 @@ class JobService:
                 log.error("job %s delivered after its hold was %s", job_id, resolution.status)
             if loss > 0:
                 await self._book_loss(tx, job_id, loss, "partly_delivered")
-            await self.store.jobs.transition(
+            ended = await self.store.jobs.transition(
                 tx,
                 job_id,
                 (JobState.DELIVERING,),
@@ -640,6 +627,8 @@ class JobService:
                 notified=True,
                 chat=ended_chat(job.chat),
             )
+        if ended:
+            self.metrics.succeeded(partial=loss > 0)
 
     async def _book_loss(self, tx: Tx, job_id: str, loss: int, reason: str) -> None:
         loss_account = await self.store.ledger.system_account(tx, SYSTEM_VENDOR_LOSS)
@@ -680,7 +669,7 @@ class JobService:
                 await self.store.ledger.void(tx, job.hold_id, error_code)
             if loss > 0:
                 await self._book_loss(tx, job_id, loss, error_code)
-            return await self.store.jobs.transition(
+            ended = await self.store.jobs.transition(
                 tx,
                 job_id,
                 (job.state,),
@@ -690,6 +679,9 @@ class JobService:
                 notified=notified,
                 chat=ended_chat(job.chat),
             )
+        if ended:
+            self.metrics.failed(error_code)
+        return ended
 
     async def tell_failure(self, job_id: str, ctx: JobContext, err: ImagineError) -> None:
         """The one place a job's failure reaches its user; until it has, the job

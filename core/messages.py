@@ -18,7 +18,8 @@ from core.types import Progress
 
 if TYPE_CHECKING:
     from core.admin import AccountReport, HistoryEntry, JobSummary
-    from core.app import Defaults, PriceInfo
+    from core.options import Defaults
+    from core.results import PriceInfo
     from core.types import ImageRequest
     from core.vendors.preset import Preset
 

@@ -61,10 +61,16 @@ class Settings:
     discord_alert_channel_id: int | None
     discord_mention_replies: bool
     metrics_file: Path | None = None
+    # VENDOR was given (even VENDOR=mock): no "VENDOR is unset" notice then.
+    vendor_set: bool = False
+    # The health endpoint's address (/livez, /healthz, /metrics); None: off.
+    health_listen: str | None = None
+    log_format: str = "text"
 
     @property
     def vendor_is_default_mock(self) -> bool:
-        return self.preset.name == "mock"
+        """The mock vendor because VENDOR is unset, not because it says ``mock``."""
+        return self.preset.name == "mock" and not self.vendor_set
 
     def __repr__(self) -> str:  # never print secrets
         return f"Settings(vendor={self.preset.name}, database={self.database_url})"
@@ -152,6 +158,24 @@ def _admin_ids(raw: str | None) -> frozenset[str]:
     return frozenset(ids)
 
 
+def _listen(source: Mapping[str, str | None], name: str, default: str) -> str:
+    """``host:port``, ``:port`` or ``host`` (the default port), as the listeners split it."""
+    raw = _env(source, name, default) or default
+    host, sep, port = raw.rpartition(":")
+    if sep and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigError(
+            f"{name} must look like host:port with a port from 1 to 65535 "
+            f"(e.g. 0.0.0.0:8080), not {raw!r}.",
+            setting=name,
+        )
+    if sep and ":" in host and not host.startswith("["):
+        raise ConfigError(
+            f"{name}: write an IPv6 address in brackets, e.g. [::]:8080, not {raw!r}.",
+            setting=name,
+        )
+    return raw
+
+
 def _id_list(source: Mapping[str, str | None], name: str) -> tuple[int, ...]:
     raw = _env(source, name) or ""
     try:
@@ -166,6 +190,30 @@ _PRESET_FIELDS = {f.name: f for f in fields(Preset)}
 _PRICE_FIELDS = {f.name: f for f in fields(PriceTable)}
 
 
+# Numbers that only make sense above zero (a count of images, a timeout, a poll
+# interval); every other number may be zero but never negative.
+_ABOVE_ZERO = frozenset(
+    {
+        "n_max",
+        "max_input_images",
+        "max_prompt_chars",
+        "connect_timeout",
+        "request_timeout",
+        "task_deadline",
+        "poll_initial",
+        "poll_max",
+    }
+)
+
+
+def _in_range(where: str, name: str, value: float) -> float:
+    if name in _ABOVE_ZERO and value <= 0:
+        raise ConfigError(f"{where} must be above 0, not {value}.", setting="VENDOR_CONFIG")
+    if value < 0:
+        raise ConfigError(f"{where} cannot be negative ({value}).", setting="VENDOR_CONFIG")
+    return value
+
+
 def _coerce(name: str, current: Any, value: Any) -> Any:
     """Type-check one override against the preset's current value."""
     where = f"VENDOR_CONFIG key {name!r}"
@@ -174,13 +222,13 @@ def _coerce(name: str, current: Any, value: Any) -> Any:
             raise ConfigError(f"{where} must be true or false.", setting="VENDOR_CONFIG")
         return value
     if isinstance(current, float):
-        if not isinstance(value, int | float) or isinstance(value, bool):
+        if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
             raise ConfigError(f"{where} must be a number.", setting="VENDOR_CONFIG")
-        return float(value)
+        return float(_in_range(where, name, value))
     if isinstance(current, int):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(f"{where} must be a whole number.", setting="VENDOR_CONFIG")
-        return value
+        return _in_range(where, name, value)
     if isinstance(current, tuple):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where} must be a list of strings.", setting="VENDOR_CONFIG")
@@ -274,6 +322,29 @@ def _load_preset(env: Mapping[str, str | None]) -> Preset:
     return preset
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+
+
+def _choice(
+    source: Mapping[str, str | None],
+    name: str,
+    default: str,
+    choices: tuple[str, ...],
+    aliases: Mapping[str, str] | None = None,
+) -> str:
+    """One of ``choices`` (any case; ``aliases`` map other spellings onto one)."""
+    raw = _env(source, name, default) or default
+    key = raw.lower()
+    found = next((c for c in choices if c.lower() == key), None) or (aliases or {}).get(key)
+    if found is None:
+        raise ConfigError(
+            f"{name} must be one of {', '.join(choices[:-1])} or {choices[-1]}, not {raw!r}.",
+            setting=name,
+        )
+    return found
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env"
 ) -> Settings:
@@ -339,19 +410,22 @@ def load_settings(
         mock_latency=_float(merged, "MOCK_LATENCY", 1.0),
         sweep_interval=_float(merged, "SWEEP_INTERVAL", 60.0),
         delivery_grace=_float(merged, "DELIVERY_GRACE", 600.0),
-        log_level=(_env(merged, "LOG_LEVEL", "INFO") or "INFO").upper(),
+        log_level=_choice(merged, "LOG_LEVEL", "INFO", LOG_LEVELS, {"warn": "WARNING"}),
         default_locale=locale,
         telegram_token=_env(merged, "TELEGRAM_BOT_TOKEN"),
         telegram_base_url=_url(merged, "TELEGRAM_BASE_URL"),
         telegram_base_file_url=_url(merged, "TELEGRAM_BASE_FILE_URL"),
         telegram_webhook_url=webhook,
         telegram_webhook_secret=_env(merged, "TELEGRAM_WEBHOOK_SECRET"),
-        telegram_webhook_listen=_env(merged, "TELEGRAM_WEBHOOK_LISTEN", "0.0.0.0:8443") or "",
+        telegram_webhook_listen=_listen(merged, "TELEGRAM_WEBHOOK_LISTEN", "0.0.0.0:8443"),
         public_base_url=_url(merged, "PUBLIC_BASE_URL"),
-        public_listen=_env(merged, "PUBLIC_LISTEN", "0.0.0.0:8080") or "",
+        public_listen=_listen(merged, "PUBLIC_LISTEN", "0.0.0.0:8080"),
         discord_token=_env(merged, "DISCORD_BOT_TOKEN"),
         discord_guild_ids=_id_list(merged, "DISCORD_GUILD_IDS"),
         discord_alert_channel_id=int(channel) if channel else None,
         discord_mention_replies=_bool(merged, "DISCORD_MENTION_REPLIES", False),
         metrics_file=Path(metrics) if (metrics := _env(merged, "METRICS_FILE")) else None,
+        vendor_set=_env(merged, "VENDOR") is not None,
+        health_listen=_listen(merged, "HEALTH_LISTEN", "") or None,
+        log_format=_choice(merged, "LOG_FORMAT", "text", LOG_FORMATS),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from core.sources import SourceRef
 
@@ -180,4 +180,3 @@ class Progress:
     queue_position: int | None = None
     partial: Partial | None = None
     vendor_ref: str | None = None
-    extra: dict[str, object] = field(default_factory=dict)

@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 from storage.errors import (
     AccountNotFound,
-    AlreadyResolved,
     HoldNotFound,
     IdempotencyConflict,
     InsufficientFunds,
@@ -79,7 +78,6 @@ __all__ = [
     "TERMINAL_STATES",
     "Account",
     "AccountNotFound",
-    "AlreadyResolved",
     "AuditEntry",
     "AuditRepo",
     "Balance",

@@ -30,14 +30,6 @@ class HoldNotFound(StorageError):
     """No hold exists with the given id."""
 
 
-class AlreadyResolved(StorageError):
-    """A hold was already resolved.
-
-    Not raised by ``post``/``void``/``expire`` (those return the first resolution
-    with ``already=True``); kept for callers that want to turn that flag into an error.
-    """
-
-
 class InvalidAmount(StorageError):
     """An amount is out of range (non-positive transfer, post above the held amount...)."""
 
@@ -48,7 +40,6 @@ class AccountNotFound(StorageError):
 
 __all__ = [
     "AccountNotFound",
-    "AlreadyResolved",
     "HoldNotFound",
     "IdempotencyConflict",
     "InsufficientFunds",

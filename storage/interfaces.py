@@ -24,7 +24,6 @@ from typing import Literal, Protocol, runtime_checkable
 
 from storage.errors import (
     AccountNotFound,
-    AlreadyResolved,
     HoldNotFound,
     IdempotencyConflict,
     InsufficientFunds,
@@ -520,7 +519,6 @@ __all__ = [
     "Account",
     "AccountKind",
     "AccountNotFound",
-    "AlreadyResolved",
     "AuditEntry",
     "AuditRepo",
     "Balance",

@@ -3,8 +3,14 @@ agree with each other and with the settings the bot really reads."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import re
+import sys
 import tomllib
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +140,60 @@ def test_dockerfile_keeps_state_under_data() -> None:
     assert 'CMD ["imagine-bot", "run"]' in text
 
 
+def _dockerfile_healthcheck() -> list[str]:
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text(encoding="utf-8"))
+    (line,) = [line for line in text.splitlines() if line.startswith("HEALTHCHECK ")]
+    command = json.loads(line.split(" CMD ", 1)[1])
+    assert isinstance(command, list)
+    return command
+
+
+def test_healthchecks_ask_the_health_endpoint() -> None:
+    """The image has no curl: Python asks /livez on the address the image listens on,
+    and every compose bot service states the same check."""
+    env = _dockerfile_env()
+    assert env["HEALTH_LISTEN"] == "127.0.0.1:9090"  # loopback: nothing published
+    command = _dockerfile_healthcheck()
+    assert command[:2] == ["python", "-c"] and "/livez" in command[2]
+    assert "curl" not in command[2] and "HEALTH_LISTEN" in command[2]
+
+
+def test_compose_services_share_the_image_healthcheck(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    command = _dockerfile_healthcheck()
+    for name in BOT_SERVICES:
+        check = services[name]["healthcheck"]
+        assert check["test"] == ["CMD", *command], name
+        assert check["interval"] and check["retries"] >= 1
+
+
+async def test_the_healthcheck_command_passes_against_a_running_bot(
+    make_app: Callable[..., AbstractAsyncContextManager[Any]],
+) -> None:
+    from bots.health import serve_health
+
+    code = _dockerfile_healthcheck()[2]
+
+    async def check(listen: str) -> int:
+        env = {**os.environ, "HEALTH_LISTEN": listen}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            code,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        return await proc.wait()
+
+    async with make_app() as app, serve_health(app, "127.0.0.1:0") as server:
+        assert server is not None
+        assert await check(f"127.0.0.1:{server.port}") == 0
+        assert await check(f"0.0.0.0:{server.port}") == 0  # a wildcard is asked on loopback
+    assert await check(f"127.0.0.1:{server.port}") == 1  # nobody answers any more
+
+
 def test_dockerfile_installs_dependencies_before_the_source() -> None:
     lines = (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
     copies = [i for i, line in enumerate(lines) if line.startswith("COPY ")]
@@ -155,7 +215,7 @@ def test_env_example_does_not_override_the_image_paths() -> None:
     leaves them commented out, and never names a relative path uncommented."""
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
     active = dict(re.findall(r"^([A-Z][A-Z0-9_]+)=(.*)$", example, re.M))
-    for name in ("DATABASE_URL", "DATA_DIR", "OUTPUT_DIR"):
+    for name in ("DATABASE_URL", "DATA_DIR", "OUTPUT_DIR", "HEALTH_LISTEN"):
         assert name not in active, f".env.example sets {name}: it would override the image's"
         assert re.search(rf"^#\s*{name}=", example, re.M), f"{name} is not shown commented out"
     assert "VENDOR_CONCURRENCY" not in active

@@ -3,28 +3,91 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import os
 import shlex
 import sys
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from bots.files import FolderFrontend
 from core.app import Imagine
-from core.errors import ImagineError, InvalidRequest
-from core.ports import ChatRef, UserRef
+from core.errors import ImagineError
+from core.ports import ChatRef, Delivery, UserRef
 from core.sources import PATH, SourceRef
 
 CONSOLE_USER = UserRef("console", "local", "you")
+T = TypeVar("T")
+
+# A word with one of these endings (or a slash) is meant as a file, not as the
+# first word of an instruction.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic")
+
+_EDIT_USAGE = {
+    "en": (
+        "Name the image first: /edit PATH [PATH…] instruction "
+        '(quote a path with spaces: "my photo.png").'
+    ),
+    "zh": '请先给出图片路径：/edit 路径 [路径…] 指令（含空格的路径请加引号："my photo.png"）。',
+}
+_NO_SUCH_FILE = {"en": "No such file: {path}", "zh": "没有这个文件：{path}"}
+_WHO = {
+    "en": (
+        "Here you are the user console:local. Top up with /topup AMOUNT, or from a shell: "
+        "imagine-bot credits topup console:local 100"
+    ),
+    "zh": (
+        "在这里你的用户 id 是 console:local。用 /topup 数量 充值，或在命令行运行："
+        "imagine-bot credits topup console:local 100"
+    ),
+}
 
 
-def _leading_files(words: list[str]) -> list[SourceRef]:
-    """Pops the leading words that name files (the worker reads them)."""
+def _looks_like_path(word: str, first: bool) -> bool:
+    if word.lower().endswith(IMAGE_SUFFIXES):
+        return True
+    return first and ("/" in word or word.startswith("~"))
+
+
+def _leading_files(text: str) -> tuple[list[SourceRef], str, str | None]:
+    """Splits ``/edit``'s text into the leading files (shell-quoted words, so a path
+    may hold spaces: ``"my photo.png"``) and the instruction, kept as typed.
+    The third item names a leading word that looks like a file but is none."""
     refs: list[SourceRef] = []
-    while words and Path(words[0]).expanduser().is_file():
-        path = Path(words.pop(0)).expanduser().resolve()
-        refs.append(SourceRef(PATH, str(path), size=path.stat().st_size))
-    return refs
+    stream = io.StringIO(text)
+    lexer = shlex.shlex(stream, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    while True:
+        start = stream.tell()
+        try:
+            word = lexer.get_token()
+        except ValueError:  # an unbalanced quote: the instruction's own apostrophe
+            word = None
+        if not word:
+            return refs, text[start:].strip(), None
+        path = Path(word).expanduser()
+        if path.is_file():
+            path = path.resolve()
+            refs.append(SourceRef(PATH, str(path), size=path.stat().st_size))
+            continue
+        if _looks_like_path(word, first=not refs):
+            return refs, "", word
+        return refs, text[start:].strip(), None
+
+
+class ConsoleFrontend(FolderFrontend):
+    """Saves results like the command line, then prints what the chat platforms put
+    under a result: the prompt, its cost and the new balance."""
+
+    async def deliver(self, delivery: Delivery) -> None:
+        await super().deliver(delivery)
+        if delivery.caption:
+            self.emit(delivery.caption)
 
 
 class ConsoleChat:
@@ -36,7 +99,7 @@ class ConsoleChat:
         self.app = app
         self.emit = emit
         self.user = user
-        self.frontend = FolderFrontend(
+        self.frontend = ConsoleFrontend(
             "console", app.settings.output_dir, emit, text=app.text, show_progress=True
         )
         # Only this process can print here: its jobs get a queue of their own.
@@ -84,13 +147,17 @@ class ConsoleChat:
         await self.app.run_job(self.user, request, ChatRef("console"), profile=profile)
 
     async def edit(self, text: str, locale: str) -> None:
-        """``/edit PATH [PATH...] instruction``: leading words that are files are sources."""
-        words = text.split()
-        refs = await asyncio.to_thread(_leading_files, words)
+        """``/edit PATH [PATH...] instruction``: leading words that are files are sources;
+        quote a path with spaces (``/edit "my photo.png" make it blue``)."""
+        refs, instruction, missing = await asyncio.to_thread(_leading_files, text)
+        if missing is not None:
+            self.emit(_NO_SUCH_FILE.get(locale, _NO_SUCH_FILE["en"]).format(path=missing))
+            return
         if not refs:
-            raise InvalidRequest("no image", kind="no_image")
+            self.emit(_EDIT_USAGE.get(locale, _EDIT_USAGE["en"]))
+            return
         profile = await self.app.profile(self.user)
-        parsed = self.app.parse_prompt(" ".join(words), profile.defaults)
+        parsed = self.app.parse_prompt(instruction, profile.defaults)
         request = self.app.build_request(
             parsed.prompt, parsed.defaults, user=self.user, refs=tuple(refs)
         )
@@ -166,22 +233,89 @@ class ConsoleChat:
 
     async def help(self, _: str, locale: str) -> None:
         self.emit(self.app.text.help(locale, self.app.preset, True, platform="console"))
+        self.emit(_WHO.get(locale, _WHO["en"]))
 
     async def start(self, _: str, locale: str) -> None:
         profile = await self.app.profile(self.user)
         self.emit(self.app.text.welcome(locale, profile.balance, self.app.preset, True, "console"))
 
 
+class StdinLines:
+    """Lines typed on standard input, read by a daemon thread with ``os.read``: the
+    chat can stop waiting at once (Ctrl-C, SIGTERM), and nothing waits for the
+    thread at exit (a thread blocked in ``sys.stdin.readline`` holds the interpreter's
+    stdin lock, and the default executor's shutdown would wait for it)."""
+
+    def __init__(self, fd: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        threading.Thread(target=self._read, args=(fd,), name="console-stdin", daemon=True).start()
+
+    def _put(self, line: str | None) -> bool:
+        try:
+            self._loop.call_soon_threadsafe(self._lines.put_nowait, line)
+        except RuntimeError:  # the loop is closed: nobody reads any more
+            return False
+        return True
+
+    def _read(self, fd: int) -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:  # end of input
+                if pending:
+                    self._put(pending.decode(errors="replace"))
+                self._put(None)
+                return
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                if not self._put(line.decode(errors="replace")):
+                    return
+
+    async def next(self, stop: asyncio.Event) -> str | None:
+        """The next line, or None at the end of input or once ``stop`` is set."""
+        return await _until_stopped(self._lines.get(), stop)
+
+
+async def _until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """``work``'s result, or None as soon as ``stop`` is set (``work`` is cancelled)."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return task.result() if not task.cancelled() else None
+
+
+def _stdin_fd() -> int:
+    try:
+        return sys.stdin.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        return 0
+
+
 async def run_console(app: Imagine, stop: asyncio.Event) -> None:
+    """Until /quit, the end of input, Ctrl-C or SIGTERM (``stop``), whichever first;
+    a job in flight when the chat stops is left to the worker and the sweeper."""
     chat = ConsoleChat(app)
     await app.sweep("console")
     await chat.start("", await chat.locale())
-    loop = asyncio.get_running_loop()
+    lines = StdinLines(_stdin_fd())
     while not stop.is_set():
         print("> ", end="", flush=True)
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line:  # end of input
+        line = await lines.next(stop)
+        if line is None:  # end of input, or stopped
             break
         if line.strip() in ("/quit", "/exit"):
             break
-        await chat.handle(line)
+        await _until_stopped(chat.handle(line), stop)
+    if stop.is_set():
+        print()  # past the prompt (and the ^C the terminal echoed)

@@ -3,6 +3,8 @@ error funnel for application commands."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 
 import discord
@@ -20,6 +22,16 @@ from ._throttle import ThrottledTree
 from ._views import DYNAMIC_ITEMS
 
 log = logging.getLogger(__name__)
+
+# The hash of the command definitions last synced to Discord (and where to).
+COMMANDS_HASH_FLAG = "discord:commands_hash"
+
+# The bot never joins a voice channel: discord.py's start-up warnings that its voice
+# libraries (PyNaCl, davey) are missing would only worry the operator. Clearing its
+# own warn-once flags silences exactly those two lines.
+for _flag in ("warn_nacl", "warn_dave"):
+    if hasattr(discord.VoiceClient, _flag):
+        setattr(discord.VoiceClient, _flag, False)
 
 
 def intents_for(mention_replies: bool) -> discord.Intents:
@@ -60,27 +72,54 @@ class ImagineBot(commands.Bot):
         await self.add_cog(AccountCog(self))
         await self.add_cog(CreditsCog(self))
         if self.sync_on_start:
-            self.sync_summary = await self.sync_app_commands()
+            self.sync_summary = await self.sync_app_commands(force=False)
             log.info("%s", self.sync_summary)
 
     async def on_message(self, message: discord.Message, /) -> None:
         # No prefix commands: mention-replies are handled by ImagineCog's listener.
         return
 
-    async def sync_app_commands(self) -> str:
+    def commands_hash(self) -> str:
+        """What a sync would send (every command's payload, the application and the
+        guilds), hashed: equal hashes mean Discord already has these commands."""
+        commands = sorted(
+            (c.to_dict(self.tree) for c in self.tree.get_commands()),
+            key=lambda d: (int(d.get("type", 1)), str(d["name"])),
+        )
+        what = {
+            "application": self.application_id,
+            "guilds": sorted(self.app.settings.discord_guild_ids),
+            "commands": commands,
+        }
+        raw = json.dumps(what, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    async def sync_app_commands(self, *, force: bool = True) -> str:
         """To each of DISCORD_GUILD_IDS when set (instant), globally otherwise (Discord
-        may take up to an hour to show changes everywhere)."""
+        may take up to an hour to show changes everywhere). Without ``force`` (a start)
+        only when the definitions changed since the last sync: each sync counts against
+        Discord's daily limit on command registrations."""
+        store = self.app.store
+        digest = self.commands_hash()
+        if not force:
+            async with store.read() as tx:
+                if await store.flags.get(tx, COMMANDS_HASH_FLAG) == digest:
+                    return "Discord commands unchanged since the last sync; not synced again."
         guild_ids = self.app.settings.discord_guild_ids
         if not guild_ids:
             synced = await self.tree.sync()
-            return f"Synced {len(synced)} Discord commands globally."
-        counts = []
-        for guild_id in guild_ids:
-            guild = discord.Object(guild_id)
-            self.tree.copy_global_to(guild=guild)
-            counts.append(len(await self.tree.sync(guild=guild)))
-        where = ", ".join(str(g) for g in guild_ids)
-        return f"Synced {max(counts)} Discord commands to guild(s) {where}."
+            summary = f"Synced {len(synced)} Discord commands globally."
+        else:
+            counts = []
+            for guild_id in guild_ids:
+                guild = discord.Object(guild_id)
+                self.tree.copy_global_to(guild=guild)
+                counts.append(len(await self.tree.sync(guild=guild)))
+            where = ", ".join(str(g) for g in guild_ids)
+            summary = f"Synced {max(counts)} Discord commands to guild(s) {where}."
+        async with store.transaction() as tx:
+            await store.flags.set(tx, COMMANDS_HASH_FLAG, digest)
+        return summary
 
     async def _on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

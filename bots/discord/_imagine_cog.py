@@ -13,8 +13,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from core.app import Submitted
 from core.errors import InvalidRequest
+from core.results import Submitted
 from core.sources import SourceRef
 
 from ._context import app_of

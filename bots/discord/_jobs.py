@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from core.app import Defaults, Imagine, Profile, Submitted
+from core.app import Imagine
+from core.options import Defaults
 from core.ports import ChatRef, UserRef
+from core.results import Profile, Submitted
 from core.sources import SourceRef
 from core.types import ImageRequest, Progress
 

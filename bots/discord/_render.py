@@ -41,12 +41,6 @@ def image_files(images: Sequence[GeneratedImage], stem: str) -> list[discord.Fil
     ]
 
 
-async def result_files(
-    images: Sequence[GeneratedImage], stem: str, per_file: int
-) -> list[discord.File]:
-    return image_files(await fit_images(images, per_file), stem)
-
-
 def plain_text(text: str) -> str:
     """User (or vendor) text shown literally: the prompt and ``revised_prompt`` must
     not render as a masked link ``[x](http://evil)``, a header or a mention under the

@@ -15,8 +15,8 @@ from typing import Any, Self
 
 import discord
 
-from core.app import Submitted
 from core.messages import Messages
+from core.results import Submitted
 
 from ._context import app_of
 from ._errors import locale_for, report_interaction_error

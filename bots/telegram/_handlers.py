@@ -32,10 +32,11 @@ from bots.telegram._progress import StatusBoard
 from bots.telegram._public_files import PublicFiles
 from bots.telegram._turns import MESSAGE_MAX, Context, Turn, text_after_command, turn
 from bots.telegram._users import PLATFORM, hint_locale
-from core.app import Imagine, Submitted
+from core.app import Imagine
 from core.errors import InvalidRequest
 from core.options import Defaults
 from core.ports import ChatRef
+from core.results import Submitted
 from core.sources import SourceRef
 from core.types import ImageRequest, Progress
 

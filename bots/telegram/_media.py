@@ -19,7 +19,6 @@ from core.errors import InvalidRequest
 
 # getFile refuses files over 20 MB on the public Bot API.
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
-IMAGE_MIMES = ("image/png", "image/jpeg", "image/webp")
 
 
 @dataclass(frozen=True, slots=True)

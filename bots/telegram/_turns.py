@@ -19,10 +19,11 @@ from telegram.ext import ContextTypes
 from bots.telegram._errors import redact
 from bots.telegram._progress import StatusBoard
 from bots.telegram._users import hint_locale, user_ref
-from core.app import Imagine, Profile
+from core.app import Imagine
 from core.errors import ImagineError
 from core.options import Defaults
 from core.ports import UserRef
+from core.results import Profile
 
 log = logging.getLogger(__name__)
 

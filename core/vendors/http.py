@@ -9,7 +9,8 @@ The rule is "retry only what cannot have been billed".
 * Connection errors that happened BEFORE the request was sent
   (``httpx.ConnectError``, ``httpx.ConnectTimeout``, ``httpx.PoolTimeout``) are
   retried, with a short exponential back-off, at most ``preset.max_retries``
-  times; after that ``VendorUnavailable(maybe_billed=False)``.
+  times; after that ``VendorUnavailable(maybe_billed=False)``. Every wait is
+  jittered (see ``_backoff``) so jobs that failed together do not retry together.
 * 429 and 409 (rate limited / too many active tasks) mean the vendor refused the
   work, so they are retried, honouring ``Retry-After`` (delta seconds or an HTTP
   date). Each wait is capped at ``preset.retry_after_cap``; at most
@@ -35,6 +36,7 @@ import base64
 import email.utils
 import json
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -163,14 +165,30 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _equal_jitter(wait: float) -> float:
+    """Half the wait fixed, half at random: calls that failed at the same moment
+    (a burst of jobs meeting one outage) spread their retries instead of coming
+    back in lockstep, and none comes back sooner than half the wait."""
+    return wait / 2 + random.uniform(0, wait / 2)
+
+
 def _backoff(preset: Preset, attempt: int) -> float:
-    return min(_BACKOFF_BASE * (2**attempt), preset.retry_after_cap)
+    """Exponential back-off with equal jitter, never above ``retry_after_cap``."""
+    return _equal_jitter(min(_BACKOFF_BASE * (2**attempt), preset.retry_after_cap))
 
 
 def _busy_wait(preset: Preset, response: httpx.Response, attempt: int) -> float:
+    """What ``Retry-After`` asks for plus a random extra of up to half of it (of the
+    base back-off when that is longer), within the cap; a Retry-After at or beyond the
+    cap gets the cap with equal jitter; without one, the exponential back-off."""
+    cap = preset.retry_after_cap
     advised = parse_retry_after(response.headers.get("Retry-After"))
-    wait = _backoff(preset, attempt) if advised is None else advised
-    return max(0.0, min(wait, preset.retry_after_cap))
+    if advised is None:
+        return _backoff(preset, attempt)
+    if advised >= cap:
+        return _equal_jitter(cap)
+    spread = max(advised, _BACKOFF_BASE) / 2
+    return min(cap, advised + random.uniform(0, spread))
 
 
 # httpx parses a string URL and merges it onto base_url on every request, in pure

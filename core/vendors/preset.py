@@ -39,9 +39,13 @@ class Preset:
     style: WireStyle
     base_url: str
     model: str
-    seed: str = ""  # which document in shared/seeds this preset follows
+    # Internal reference number of the API document this preset was written from;
+    # never shown (``description`` is what operators read).
+    seed: str = ""
+    # The service this preset is meant for and its wire style, in a few words.
     description: str = ""
-    # Model used for text-to-image; None when the vendor only edits (seeds 000, 001).
+    # Model used for text-to-image; None when the vendor only edits (aigptimage,
+    # gptimageapi).
     generate_model: str | None = None
     can_generate: bool = True
     can_edit: bool = True

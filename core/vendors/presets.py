@@ -1,19 +1,23 @@
-"""Built-in vendor presets, one per documented vendor (``shared/seeds``) plus OpenAI
-itself and a local ``mock``. Prices are in credits; where a seed publishes no figure
-the defaults here are our estimate and an operator should copy their console's."""
+"""Built-in vendor presets: one per supported image service (OpenAI itself, three
+OpenAI-compatible services, an envelope-style and an async-task service) plus a local
+``mock``. Each ``description`` names the service a preset is meant for and its wire
+style; ``imagine-bot doctor`` prints it. Prices are in credits; where a service
+publishes no figure the defaults here are our estimate and an operator should copy
+their console's."""
 
 from __future__ import annotations
 
 from core.vendors.preset import Preset, PriceTable
 
-# gpt-image-2 token prices (seed 003) in credits per 1M tokens, at 1 credit = $0.001.
+# gpt-image-2 token prices (as OpenAI and the b64 OpenAI-compatible service publish
+# them) in credits per 1M tokens, at 1 credit = $0.001.
 _TOKEN_PRICES = {
     "text_in_per_mtok": 5_000,
     "cached_text_in_per_mtok": 1_250,
     "image_in_per_mtok": 8_000,
     "image_out_per_mtok": 30_000,
 }
-# Seed 003's per-image estimates (1 credit = $0.001), used as the hold.
+# The per-image estimates those services publish (1 credit = $0.001), used as the hold.
 _TOKEN_ESTIMATES = {
     "1024x1024:low": 6,
     "1024x1024:medium": 53,
@@ -37,7 +41,7 @@ OPENAI = Preset(
     base_url="https://api.openai.com",
     model="gpt-image-2",
     generate_model="gpt-image-2",
-    description="OpenAI's own images API",
+    description="OpenAI's own images API (api.openai.com): streaming, multipart edits",
     sizes={"1K": {**_SQUARE_AND_PORTRAIT["1K"], "auto": "auto"}},
     n_max=10,
     edit_shape="multipart",
@@ -54,7 +58,7 @@ AIGPTIMAGE = Preset(
     base_url="https://aigptimage.com",
     model="gpt-image-2-image-to-image",
     seed="000",
-    description="async tasks: createTask, then poll recordInfo",
+    description="aigptimage.com: asynchronous tasks (createTask, then poll recordInfo); edits only",
     generate_model=None,
     can_generate=False,
     size_mode="ratio_resolution",
@@ -67,7 +71,7 @@ AIGPTIMAGE = Preset(
     max_prompt_chars=20_000,
     needs_public_urls=True,
     output_formats=("png", "jpeg", "webp"),
-    # Seed 000: "resolution changes the price"; quality does not.
+    # aigptimage.com prices by resolution; quality does not change the price.
     price=PriceTable(per_image={"1K": 6, "2K": 10, "4K": 16}),
 )
 
@@ -77,7 +81,7 @@ GPTIMAGEAPI = Preset(
     base_url="https://api.gptimageapi.dev",
     model="gpt-image-2",
     seed="001",
-    description="code/data envelope, image edits",
+    description="gptimageapi.dev: image edits in a code/data JSON envelope",
     generate_model=None,
     can_generate=False,
     size_mode="ratio",
@@ -89,7 +93,7 @@ GPTIMAGEAPI = Preset(
     price=PriceTable(per_image={"low": 2, "medium": 6, "high": 12}),
 )
 
-_SEED_002_SIZES = {
+_SIZE_MATRIX = {
     "1K": {
         "4:3": "1024x768",
         "3:4": "768x1024",
@@ -103,11 +107,11 @@ _SEED_002_SIZES = {
 
 
 def _matrix_prices() -> dict[str, int]:
-    # Seed 002 bills size x quality x n without publishing figures; scale the
-    # 1K token estimates by pixel count so a bigger picture never costs less.
+    # The size-matrix service bills size x quality x n without publishing figures;
+    # scale the 1K token estimates by pixel count so a bigger picture never costs less.
     base = {"low": 6, "medium": 53, "high": 211}
     prices: dict[str, int] = {}
-    for sizes in _SEED_002_SIZES.values():
+    for sizes in _SIZE_MATRIX.values():
         for size in sizes.values():
             w, h = (int(v) for v in size.split("x"))
             factor = max(1.0, (w * h) / (1024 * 1024))
@@ -119,13 +123,16 @@ def _matrix_prices() -> dict[str, int]:
 COMPAT_SIZES = Preset(
     name="compat-sizes",
     style="openai",
-    # Seed 002 names no public address: VENDOR_BASE_URL is required.
+    # A self-hosted or reseller gateway with no fixed address: VENDOR_BASE_URL is required.
     base_url="",
     model="gpt-image-2",
     generate_model="gpt-image-2",
     seed="002",
-    description="OpenAI-compatible with the 1K/2K/4K size matrix",
-    sizes=_SEED_002_SIZES,
+    description=(
+        "an OpenAI-compatible gateway with a 1K/2K/4K size matrix and JSON image edits "
+        "(at VENDOR_BASE_URL)"
+    ),
+    sizes=_SIZE_MATRIX,
     n_max=8,
     edit_shape="json_image",
     max_input_images=1,
@@ -137,12 +144,15 @@ COMPAT_SIZES = Preset(
 COMPAT_B64 = Preset(
     name="compat-b64",
     style="openai",
-    # Seed 003 names no public address: VENDOR_BASE_URL is required.
+    # A self-hosted or reseller gateway with no fixed address: VENDOR_BASE_URL is required.
     base_url="",
     model="gpt-image-2",
     generate_model="gpt-image-2",
     seed="003",
-    description="OpenAI-compatible, b64 by default, JSON images[] edits",
+    description=(
+        "an OpenAI-compatible gateway answering in b64, with JSON images[] edits "
+        "(at VENDOR_BASE_URL)"
+    ),
     sizes={"1K": {**_SQUARE_AND_PORTRAIT["1K"], "auto": "auto"}},
     n_max=10,
     edit_shape="json_images",
@@ -159,7 +169,7 @@ AIEARTH = Preset(
     model="gpt-image-2",
     generate_model="gpt-image-2",
     seed="004",
-    description="OpenAI-compatible, url or b64, streaming, multipart image[]",
+    description="aiearth.dev: OpenAI-compatible, url or b64, streaming, multipart image[] edits",
     sizes={"1K": {**_SQUARE_AND_PORTRAIT["1K"], "auto": "auto"}},
     n_max=4,
     edit_shape="multipart",
@@ -177,7 +187,7 @@ MOCK = Preset(
     base_url="",
     model="mock",
     generate_model="mock",
-    description="renders placeholder images locally; no key, no network",
+    description="the built-in mock: placeholder images drawn locally; no key, no network",
     sizes={
         "1K": {
             "1:1": "1024x1024",

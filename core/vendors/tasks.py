@@ -272,7 +272,7 @@ class TaskVendor:
             first = False
             await notify(
                 on_progress,
-                Progress(stage="polling", vendor_ref=task_id, extra={"elapsed": round(elapsed, 3)}),
+                Progress(stage="polling", vendor_ref=task_id),
             )
             data = await self._poll_once(task_id)
             if isinstance(data, VendorError):

@@ -202,9 +202,6 @@ async def test_submit_then_poll_to_success(fake: FakeTaskVendor, vendor: TaskVen
     polling = [p for p in progress if p.stage == "polling"]
     assert len(polling) == 3
     assert all(p.vendor_ref == task_id for p in polling)
-    elapsed = [p.extra["elapsed"] for p in polling]
-    assert all(isinstance(e, float) for e in elapsed)
-    assert elapsed == sorted(elapsed)
     assert progress[-1].stage == "downloading"
 
 
@@ -429,7 +426,7 @@ async def test_wrong_key_is_misconfigured(fake: FakeTaskVendor, make_vendor: Mak
     vendor = make_vendor(key="sk-wrong")
     with pytest.raises(VendorMisconfigured) as info:
         await vendor.run(edit_request(fake))
-    assert info.value.alert_admins
+    assert info.value.code == "vendor_misconfigured"  # the health check alerts the admins
 
 
 async def test_vendor_validation_reason_reaches_the_user(
