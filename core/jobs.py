@@ -549,7 +549,8 @@ class JobService:
             # The user has some of the images: they pay for those, once.
             log.warning("job %s: %d of %d images delivered", job_id, err.delivered, len(images))
             delivered = err.delivered
-        except BaseException as err:
+        except (Exception, asyncio.CancelledError) as err:
+            # Not GeneratorExit: a coroutine being closed must not await anything.
             await self._undelivered(job_id, ctx, err, cost, owner)
             return None
         charge = cost if delivered >= len(images) else cost * delivered // len(images)
