@@ -31,7 +31,7 @@ from bots.processes import supervised_workers
 from core import redaction
 from core.app import Imagine
 from core.bootstrap import build_app, configure_logging
-from core.errors import ConfigError, ImagineError, InvalidRequest
+from core.errors import ConfigError, ImagineError, InsufficientCredits, InvalidRequest
 from core.messages import Messages
 from core.options import Defaults
 from core.ports import ChatRef, UserRef
@@ -205,7 +205,7 @@ async def _job(app: Imagine, args: argparse.Namespace) -> int:
         "cli",
         out_dir,
         text=app.text,
-        notices=lambda text: print(f"imagine-bot: {text}", file=sys.stderr),
+        notices=lambda text: print(f"imagine-bot: {_cli_notice(app.text, text)}", file=sys.stderr),
         allow_hosts=_vendor_hosts(app),
     )
     app.add_frontend(out, queue=f"cli:{uuid.uuid4().hex}")
@@ -571,8 +571,8 @@ _CLI_SENTENCES = {
     "prompt_empty": 'give a prompt, e.g. imagine-bot imagine "a red fox in the snow".',
     "no_image": "give the image to edit with --image PATH or --image URL.",
     "public_url": (
-        "this vendor fetches the images it edits by URL: give --image an http(s) URL, "
-        "not a local file."
+        "this vendor fetches the images it edits from a public URL: give --image an "
+        "http(s) URL, not a local file."
     ),
     "generate_unavailable": (
         "this vendor only edits images: use imagine-bot edit --image PATH instruction."
@@ -580,11 +580,26 @@ _CLI_SENTENCES = {
 }
 
 
-def _cli_error(err: ImagineError) -> str:
+def _cli_error(err: ImagineError, user: str | None = None) -> str:
     kind = err.params.get("kind") if isinstance(err, InvalidRequest) else None
     if isinstance(kind, str) and kind in _CLI_SENTENCES:
         return _CLI_SENTENCES[kind]
+    if isinstance(err, InsufficientCredits):
+        who = user or "cli:operator"
+        return (
+            f"this costs {err.price} credits but {who} has {err.balance}: top up with "
+            f"imagine-bot credits topup {who} {max(err.price - err.balance, 1)}."
+        )
     return Messages().error(err, "en")
+
+
+def _cli_notice(text: Messages, notice: str) -> str:
+    """A failure the worker told through the folder frontend, in command-line words
+    where the catalogue's sentence speaks to a chat user."""
+    for kind, sentence in _CLI_SENTENCES.items():
+        if any(notice == text.t(f"invalid.{kind}", locale) for locale in ("en", "zh")):
+            return sentence
+    return notice
 
 
 def _host(url: str | None, default: str) -> str:
@@ -662,7 +677,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"imagine-bot: {err.detail}", file=sys.stderr)
         return 2
     except ImagineError as err:
-        print(f"imagine-bot: {_cli_error(err)}", file=sys.stderr)
+        print(f"imagine-bot: {_cli_error(err, getattr(args, 'user', None))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

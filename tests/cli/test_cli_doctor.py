@@ -265,3 +265,26 @@ def test_run_against_an_unreachable_discord_is_one_sentence(
     code, out, err = _run(capsys, "run")
     assert code == 1 and "Traceback" not in out + err
     assert err.splitlines() == ["imagine-bot: cannot reach 127.0.0.1:9: check the network."]
+
+
+def _png(path: Path) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), "red").save(path)
+    return path
+
+
+def test_chat_wording_becomes_command_line_wording(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, workdir: Path
+) -> None:
+    photo = _png(workdir / "a.png")
+    monkeypatch.setenv("VENDOR", "aigptimage")  # fetches its inputs by URL
+    monkeypatch.setenv("VENDOR_API_KEY", "sk-test-key-123456")
+    code, _, err = _run(capsys, "edit", "make it blue", "--image", str(photo))
+    assert code == 1
+    assert "top up with imagine-bot credits topup cli:operator 6." in err
+    assert "Ask an admin" not in err
+    assert _run(capsys, "credits", "topup", "cli:operator", "100")[0] == 0
+    code, _, err = _run(capsys, "edit", "make it blue", "--image", str(photo))
+    assert code == 1
+    assert "give --image an http(s) URL" in err and "tell the bot's operator" not in err
