@@ -4,13 +4,13 @@ refused ones included; only ``ADMIN_USER_IDS`` may act."""
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from core.errors import InvalidRequest, NotAdmin, UnknownUser
+from core.job_params import prompt_of
 from core.ports import UserRef
 from core.vendor_health import PAUSE_FLAG
 from storage.errors import InsufficientFunds
@@ -41,7 +41,7 @@ class HistoryEntry:
     def failed_job(cls, job: JobRecord) -> HistoryEntry:
         """A job that ended without an image: it moved no credits, so no transfer
         shows it, but the user should see it was not charged."""
-        prompt = str(json.loads(job.params).get("prompt", ""))
+        prompt = prompt_of(job.params)
         note = prompt if len(prompt) <= 40 else prompt[:39] + "…"
         return cls(job.updated_at, "failed", 0, note)
 

@@ -1,5 +1,9 @@
-"""A job's request as stored JSON: options, prompt and source *references*, so a
-worker in any process can run it and a reroll can rebuild it.
+"""What a job row stores as JSON, read and written here only, as typed values:
+
+- the request (``params``): options, prompt and source *references*, so a worker in
+  any process can run it and a reroll can rebuild it;
+- who asked and where the answer goes (``chat``): ``JobChat``;
+- what came back (``result``): ``JobResult``.
 
 Jobs written before the queue kept their sources as file-store keys under
 ``sources``; those read back as ``stored`` references."""
@@ -7,10 +11,17 @@ Jobs written before the queue kept their sources as file-store keys under
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from core.ports import ChatRef, UserRef
 from core.sources import STORED, SourceRef
 from core.types import Background, ImageRequest, OutputFormat, Quality, Resolution
+
+# Keys of a chat reference that grant access (a Discord interaction token can post
+# as the bot for 15 minutes): dropped from the row once the job has ended.
+SECRET_CHAT_KEYS = ("token",)
 
 
 def result_key(job_id: str, index: int, extension: str) -> str:
@@ -65,6 +76,82 @@ def load_request(params: str) -> ImageRequest:
 
 def result_files(result: str | None) -> list[str]:
     """The file-store keys of a job's delivered images."""
-    if not result:
-        return []
-    return [str(k) for k in json.loads(result).get("files") or []]
+    return list(JobResult.from_json(result).files)
+
+
+def prompt_of(params: str) -> str:
+    return str(json.loads(params).get("prompt", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class JobChat:
+    """Who asked (and pays) and where the answer goes, as stored with the job."""
+
+    user: UserRef
+    chat: ChatRef
+    locale: str
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "chat": self.chat.data,
+                # Who pays may differ from where the answer goes (``imagine-bot
+                # imagine --user telegram:5`` writes files here).
+                "user_platform": self.user.platform,
+                "user": self.user.user_id,
+                "username": self.user.username,
+                "locale": self.user.locale,
+                "lang": self.locale,
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(
+        cls, text: str, platform: str, locale_for: Callable[[str | None], str]
+    ) -> JobChat:
+        """``locale_for(hint)``: the locale of rows written before it was stored."""
+        data = json.loads(text)
+        user = UserRef(
+            data.get("user_platform") or platform,
+            str(data.get("user", "")),
+            data.get("username"),
+            data.get("locale"),
+        )
+        locale = data.get("lang") or locale_for(data.get("locale"))
+        return cls(user, ChatRef(platform, data.get("chat") or {}), locale)
+
+    @staticmethod
+    def ended(text: str) -> str:
+        """The stored chat without what grants access, for a job that has ended."""
+        data = json.loads(text)
+        inner = data.get("chat")
+        if isinstance(inner, dict):
+            for key in SECRET_CHAT_KEYS:
+                inner.pop(key, None)
+        return json.dumps(data, ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """The images a job got (file-store keys) and, once posted, how many arrived."""
+
+    files: tuple[str, ...] = field(default_factory=tuple)
+    revised_prompt: str | None = None
+    delivered: int | None = None
+
+    def to_json(self) -> str:
+        out: dict[str, Any] = {"files": list(self.files), "revised_prompt": self.revised_prompt}
+        if self.delivered is not None:
+            out["delivered"] = self.delivered
+        return json.dumps(out, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> JobResult:
+        data = json.loads(text or "{}")
+        delivered = data.get("delivered")
+        return cls(
+            tuple(str(k) for k in data.get("files") or []),
+            data.get("revised_prompt"),
+            int(delivered) if delivered is not None else None,
+        )

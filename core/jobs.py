@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -45,7 +44,7 @@ from core.errors import (
 )
 from core.frontends import Frontends
 from core.images import ImageLimits, load_sources
-from core.job_params import dump_params, load_request, result_key
+from core.job_params import JobChat, JobResult, dump_params, load_request, result_key
 from core.messages import Messages, normalize_locale
 from core.observability import Metrics
 from core.ports import ChatRef, Delivery, Frontend, UserRef
@@ -96,54 +95,15 @@ def balance_after_charge(available: int, hold: int, cost: int) -> int:
     return available + hold - cost
 
 
-def _chat_json(user: UserRef, chat: ChatRef, locale: str) -> str:
-    return json.dumps(
-        {
-            "chat": chat.data,
-            # Who pays may differ from where the answer goes (``imagine-bot imagine
-            # --user telegram:5`` writes files here).
-            "user_platform": user.platform,
-            "user": user.user_id,
-            "username": user.username,
-            "locale": user.locale,
-            "lang": locale,
-        },
-        ensure_ascii=False,
-    )
-
-
 def _read_path(path: str) -> bytes:
     return Path(path).expanduser().read_bytes()
 
 
 def job_context(job: JobRecord, default_locale: str) -> JobContext:
-    data = json.loads(job.chat)
-    user = UserRef(
-        data.get("user_platform") or job.platform,
-        str(data.get("user", "")),
-        data.get("username"),
-        data.get("locale"),
+    stored = JobChat.from_json(
+        job.chat, job.platform, lambda hint: normalize_locale(hint, default_locale)
     )
-    locale = data.get("lang") or normalize_locale(data.get("locale"), default_locale)
-    return JobContext(user, ChatRef(job.platform, data.get("chat") or {}), locale)
-
-
-# Keys of a chat reference that grant access (a Discord interaction token can post
-# as the bot for 15 minutes): dropped from the row once the job has ended.
-SECRET_CHAT_KEYS = ("token",)
-
-
-def ended_chat(chat: str) -> str:
-    data = json.loads(chat)
-    inner = data.get("chat")
-    if isinstance(inner, dict):
-        for key in SECRET_CHAT_KEYS:
-            inner.pop(key, None)
-    return json.dumps(data, ensure_ascii=False)
-
-
-def _result_json(job: JobRecord) -> dict[str, object]:
-    return dict(json.loads(job.result or "{}"))
+    return JobContext(stored.user, stored.chat, stored.locale)
 
 
 class JobService:
@@ -233,7 +193,7 @@ class JobService:
                     id=job_id,
                     account_id=account_id,
                     platform=chat.platform,
-                    chat=_chat_json(user, chat, locale),
+                    chat=JobChat(user, chat, locale).to_json(),
                     kind="edit" if request.is_edit else "generate",
                     params=dump_params(request),
                     estimate=q.hold,
@@ -483,7 +443,7 @@ class JobService:
                     owner=owner,
                     cost=cost,
                     vendor_ref=result.vendor_ref,
-                    result=json.dumps({"files": keys, "revised_prompt": result.revised_prompt}),
+                    result=JobResult(tuple(keys), result.revised_prompt).to_json(),
                 )
                 balance = await self.store.ledger.balance(tx, job.account_id)
         except Exception as err:
@@ -603,9 +563,8 @@ class JobService:
             job = await self.store.jobs.get(tx, job_id)
             if job is None or job.state != JobState.DELIVERING:
                 return
-            result = _result_json(job)
-            result["delivered"] = delivered
-            await self.store.jobs.update(tx, job_id, result=json.dumps(result))
+            result = replace(JobResult.from_json(job.result), delivered=delivered)
+            await self.store.jobs.update(tx, job_id, result=result.to_json())
 
     async def settle(self, job_id: str, cost: int, *, loss: int = 0) -> None:
         async with self.store.transaction() as tx:
@@ -626,7 +585,7 @@ class JobService:
                 JobState.SUCCEEDED,
                 cost=resolution.charged,
                 notified=True,
-                chat=ended_chat(job.chat),
+                chat=JobChat.ended(job.chat),
             )
         if ended:
             self.metrics.succeeded(partial=loss > 0)
@@ -678,7 +637,7 @@ class JobService:
                 error=error_code,
                 cost=0,
                 notified=notified,
-                chat=ended_chat(job.chat),
+                chat=JobChat.ended(job.chat),
             )
         if ended:
             self.metrics.failed(error_code)

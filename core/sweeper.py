@@ -27,7 +27,6 @@ such a job can be found in:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from dataclasses import dataclass, field
 from core.drafts import Drafts
 from core.errors import ImagineError
 from core.images import read_outputs
-from core.job_params import load_request, result_files
+from core.job_params import JobResult, load_request
 from core.jobs import JobService, balance_after_charge
 from core.pricing import quote
 from core.types import GeneratedImage
@@ -221,13 +220,12 @@ class Sweeper:
 
     async def _redeliver(self, job: JobRecord, report: SweepReport) -> bool:
         cost = job.cost or 0
-        result = json.loads(job.result or "{}")
-        if "delivered" in result:
+        result = JobResult.from_json(job.result)
+        if result.delivered is not None:
             # The user has the images: only the charge is missing. Retried every
             # sweep (the interval is the backoff) and the admins hear of each failure.
-            delivered = int(result["delivered"])
-            files = len(result.get("files") or []) or 1
-            charge = cost if delivered >= files else cost * delivered // files
+            files = len(result.files) or 1
+            charge = cost if result.delivered >= files else cost * result.delivered // files
             try:
                 await self.jobs.settle(job.id, charge, loss=cost - charge)
             except Exception as exc:
@@ -240,7 +238,7 @@ class Sweeper:
             return False
         ctx = self.jobs.context(job)
         try:
-            blobs = [await self.jobs.files.get(key) for key in result_files(job.result)]
+            blobs = [await self.jobs.files.get(key) for key in result.files]
             images: tuple[GeneratedImage, ...] = await read_outputs(blobs)
             request = load_request(job.params)
         except (OSError, ImagineError):
@@ -261,7 +259,7 @@ class Sweeper:
                 images,
                 cost,
                 balance_after_charge(balance.available, job.estimate, cost),
-                result.get("revised_prompt"),
+                result.revised_prompt,
                 owner=self.owner,
             ),
         )
