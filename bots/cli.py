@@ -33,7 +33,6 @@ from core.app import Imagine
 from core.bootstrap import build_app, configure_logging
 from core.errors import ConfigError, ImagineError, InsufficientCredits, InvalidRequest
 from core.messages import Messages
-from core.options import Defaults
 from core.ports import ChatRef, UserRef
 from core.redaction import secrets_from
 from core.settings import Settings, load_settings
@@ -169,8 +168,7 @@ async def _job(app: Imagine, args: argparse.Namespace) -> int:
     out_dir = args.out or app.settings.output_dir
     await asyncio.to_thread(_writable, out_dir)
     profile = await app.profile(user)
-    defaults = profile.defaults
-    changes = {
+    overrides = {
         k: v
         for k, v in (
             ("aspect", args.aspect),
@@ -180,21 +178,19 @@ async def _job(app: Imagine, args: argparse.Namespace) -> int:
         )
         if v is not None
     }
-    defaults = (
-        replace(defaults, **changes)
-        if changes
-        else Defaults(defaults.aspect, defaults.resolution, defaults.quality, defaults.n)
-    )
     refs: tuple[SourceRef, ...] = ()
     mask: SourceRef | None = None
     if args.command == "edit":
         refs = tuple(_source(ref) for ref in args.image)
         if args.mask:
             mask = _source(args.mask)
-    request = app.build_request(
+    # The prompt is one argument: its "--" words are text, not flags.
+    request = await app.request(
+        user,
         args.prompt,
-        defaults,
-        user=user,
+        overrides=overrides,
+        profile=profile,
+        inline_flags=False,
         background=Background(args.background) if args.background else None,
         output_format=OutputFormat(args.output_format) if args.output_format else None,
         refs=refs,

@@ -7,6 +7,7 @@ by ``core.bootstrap.build_app``; it holds no platform knowledge."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from core.admin import AccountReport, CreditAdmin, HistoryEntry, JobSummary
@@ -231,6 +232,44 @@ class Imagine:
             )
         return self._request(
             prompt, defaults, sources, mask, user, background, output_format, refs, mask_ref
+        )
+
+    async def request(
+        self,
+        user: UserRef,
+        text: str,
+        *,
+        defaults: Defaults | None = None,
+        overrides: Mapping[str, str | int] | None = None,
+        refs: Sequence[SourceRef] = (),
+        mask_ref: SourceRef | None = None,
+        background: Background | None = None,
+        output_format: OutputFormat | None = None,
+        profile: Profile | None = None,
+        inline_flags: bool = True,
+    ) -> ImageRequest:
+        """Chat input -> a checked request: ``defaults`` (the user's saved ones unless
+        given; ``profile`` spares looking them up), then ``overrides`` (``aspect``,
+        ``resolution``, ``quality``, ``n`` from buttons, slash-command choices or
+        command-line flags), then the ``--ar`` style flags typed in ``text``, which
+        win. ``inline_flags=False`` takes ``text`` as the prompt as it is (an
+        already parsed draft, a command-line argument). Nothing is fetched."""
+        if defaults is None:
+            defaults = (profile or await self.profile(user)).defaults
+        if overrides:
+            defaults = replace(defaults, **overrides)  # type: ignore[arg-type]
+        prompt = text
+        if inline_flags:
+            parsed = self.parse_prompt(text, defaults)
+            prompt, defaults = parsed.prompt, parsed.defaults
+        return self.build_request(
+            prompt,
+            defaults,
+            user=user,
+            background=background,
+            output_format=output_format,
+            refs=tuple(refs),
+            mask_ref=mask_ref,
         )
 
     async def quote(self, user: UserRef, request: ImageRequest) -> PriceInfo:

@@ -142,8 +142,7 @@ class ConsoleChat:
 
     async def imagine(self, text: str, locale: str) -> None:
         profile = await self.app.profile(self.user)
-        parsed = self.app.parse_prompt(text, profile.defaults)
-        request = self.app.build_request(parsed.prompt, parsed.defaults, user=self.user)
+        request = await self.app.request(self.user, text, profile=profile)
         await self.app.run_job(self.user, request, ChatRef("console"), profile=profile)
 
     async def edit(self, text: str, locale: str) -> None:
@@ -157,16 +156,12 @@ class ConsoleChat:
             self.emit(_EDIT_USAGE.get(locale, _EDIT_USAGE["en"]))
             return
         profile = await self.app.profile(self.user)
-        parsed = self.app.parse_prompt(instruction, profile.defaults)
-        request = self.app.build_request(
-            parsed.prompt, parsed.defaults, user=self.user, refs=tuple(refs)
-        )
+        request = await self.app.request(self.user, instruction, refs=refs, profile=profile)
         await self.app.run_job(self.user, request, ChatRef("console"), profile=profile)
 
     async def price(self, text: str, locale: str) -> None:
         profile = await self.app.profile(self.user)
-        parsed = self.app.parse_prompt(text, profile.defaults)
-        request = self.app.build_request(parsed.prompt, parsed.defaults, user=self.user)
+        request = await self.app.request(self.user, text, profile=profile)
         self.emit(
             self.app.text.price(
                 locale, await self.app.quote(self.user, request), request, button_hint=False

@@ -4,7 +4,6 @@ business. Failures go to the tree's error handler (``_errors``)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -62,9 +61,12 @@ async def price(
     app = app_of(interaction)
     user = interaction_user(interaction)
     profile = await app.profile(user)
-    defaults = replace(profile.defaults, **overrides_of(aspect, resolution, quality, count))
-    parsed = app.parse_prompt(prompt, defaults)
-    request = app.build_request(parsed.prompt, parsed.defaults, user=user)
+    request = await app.request(
+        user,
+        prompt,
+        overrides=overrides_of(aspect, resolution, quality, count),
+        profile=profile,
+    )
     info = await app.quote(user, request)
     await _reply(interaction, app.text.price(profile.locale, info, request, button_hint=False))
 

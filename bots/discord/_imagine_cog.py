@@ -71,7 +71,7 @@ async def imagine(
     overrides = overrides_of(aspect, resolution, quality, count)
 
     async def step(intake: Intake) -> Submitted:
-        return await intake.submit(intake.request(prompt, refs, overrides))
+        return await intake.submit(await intake.request(prompt, refs, overrides))
 
     await submit_for_interaction(interaction, step, "/imagine")
 
@@ -139,7 +139,7 @@ class ImagineCog(commands.Cog):
             referenced = await self._referenced(message)
             if referenced is not None:
                 refs += message_refs(referenced, app)
-            return await intake.submit(intake.request(instruction, checked_refs(refs, app)))
+            return await intake.submit(await intake.request(instruction, checked_refs(refs, app)))
 
         await submit_for_message(app, self.bot.frontend, message, step)
 
@@ -158,7 +158,7 @@ class ImagineCog(commands.Cog):
 def _edit_with(refs: list[SourceRef]) -> OnInstruction:
     async def on_instruction(interaction: discord.Interaction, instruction: str) -> None:
         async def step(intake: Intake) -> Submitted:
-            return await intake.submit(intake.request(instruction, refs))
+            return await intake.submit(await intake.request(instruction, refs))
 
         await submit_for_interaction(interaction, step, "Edit image")
 

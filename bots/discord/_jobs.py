@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -46,7 +46,7 @@ class Intake:
     profile: Profile
     chat: ChatRef
 
-    def request(
+    async def request(
         self,
         text: str,
         refs: Sequence[SourceRef] = (),
@@ -56,10 +56,13 @@ class Intake:
     ) -> ImageRequest:
         """Prompt (with inline ``--ar`` style flags) + image references -> a checked
         request; nothing is downloaded."""
-        defaults = replace(base or self.profile.defaults, **(overrides or {}))
-        parsed = self.app.parse_prompt(text, defaults)
-        return self.app.build_request(
-            parsed.prompt, parsed.defaults, user=self.user, refs=tuple(refs)
+        return await self.app.request(
+            self.user,
+            text,
+            defaults=base,
+            overrides=overrides,
+            refs=refs,
+            profile=self.profile,
         )
 
     async def submit(self, request: ImageRequest) -> Submitted:

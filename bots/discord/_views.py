@@ -109,7 +109,7 @@ class EditButton(discord.ui.DynamicItem[Button], template=rf"imagine:edit:{_JOB_
                 async def step(intake: Intake) -> Submitted:
                     # An edit of this job's first result, keeping its size and quality.
                     base = await intake.app.variation_request(intake.user, job_id)
-                    request = intake.request(instruction, base.refs, base=job_defaults(base))
+                    request = await intake.request(instruction, base.refs, base=job_defaults(base))
                     return await intake.submit(request)
 
                 await submit_for_interaction(submit, step, "edit button")

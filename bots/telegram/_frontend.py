@@ -139,7 +139,7 @@ class TelegramFrontend:
         finally:
             ticker.cancel()
             await asyncio.wait([ticker])
-            tracker.close()
+            await tracker.close()
 
     # --- results ------------------------------------------------------------------
 

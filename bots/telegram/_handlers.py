@@ -213,8 +213,9 @@ class Handlers(AdminHandlers):
 
     @turn
     async def price(self, turn: Turn, context: Context) -> None:
-        parsed = self.app.parse_prompt(text_after_command(turn.message), turn.defaults)
-        request = self.app.build_request(parsed.prompt, parsed.defaults, user=turn.user)
+        request = await self.app.request(
+            turn.user, text_after_command(turn.message), defaults=turn.defaults
+        )
         info = await self.app.quote(turn.user, request)
         await self.say(turn, self.app.text.price(turn.locale, info, request))
 
@@ -231,7 +232,9 @@ class Handlers(AdminHandlers):
             await self._edit(turn, text, target)
             return
         parsed = self.app.parse_prompt(text, turn.defaults)
-        request = self.app.build_request(parsed.prompt, parsed.defaults, user=turn.user)
+        request = await self.app.request(
+            turn.user, parsed.prompt, defaults=parsed.defaults, inline_flags=False
+        )
         if parsed.explicit:
             await self._submit(turn, request, reply_to=message.message_id, status_id=None)
             return
@@ -255,7 +258,7 @@ class Handlers(AdminHandlers):
     async def _draft_view(
         self, turn: Turn, draft_id: str, prompt: str, defaults: Defaults
     ) -> tuple[str, InlineKeyboardMarkup]:
-        request = self.app.build_request(prompt, defaults, user=turn.user)
+        request = await self.app.request(turn.user, prompt, defaults=defaults, inline_flags=False)
         info = await self.app.quote(turn.user, request)
         text = f"{_short(prompt)}\n\n{self.app.text.price(turn.locale, info, request)}"
         markup = kb.draft_keyboard(
@@ -310,7 +313,9 @@ class Handlers(AdminHandlers):
             try:
                 await self.app.drafts.delete(draft.id)
                 await query.answer()
-                request = self.app.build_request(draft.prompt, draft.defaults, user=turn.user)
+                request = await self.app.request(
+                    turn.user, draft.prompt, defaults=draft.defaults, inline_flags=False
+                )
                 reply_to = message.reply_to_message.message_id if message.reply_to_message else None
                 await self._submit(turn, request, reply_to=reply_to, status_id=message.message_id)
             finally:
@@ -436,8 +441,8 @@ class Handlers(AdminHandlers):
         """Queue an edit of the images ``target`` shows: their file ids only; the
         worker downloads them once the price is held."""
         preset = self.app.preset
-        parsed = self.app.parse_prompt(text, turn.defaults)
-        if not parsed.prompt.strip():
+        # A bad flag or an empty instruction is refused before the images are looked at.
+        if not self.app.parse_prompt(text, turn.defaults).prompt.strip():
             raise InvalidRequest("empty prompt", kind="prompt_empty")
         if preset.needs_public_urls and self.public_files is None:
             raise InvalidRequest("PUBLIC_BASE_URL is not set", kind="public_url")
@@ -447,11 +452,11 @@ class Handlers(AdminHandlers):
                 raise InvalidRequest(
                     "image too large", kind="bytes", limit_mb=DOWNLOAD_LIMIT // 2**20
                 )
-        request = self.app.build_request(
-            parsed.prompt,
-            parsed.defaults,
-            user=turn.user,
-            refs=tuple(SourceRef(PLATFORM, r.file_id, r.file_size) for r in refs),
+        request = await self.app.request(
+            turn.user,
+            text,
+            defaults=turn.defaults,
+            refs=[SourceRef(PLATFORM, r.file_id, r.file_size) for r in refs],
         )
         reply_to = turn.message.message_id if turn.message else None
         await self._submit(turn, request, reply_to=reply_to, status_id=None)

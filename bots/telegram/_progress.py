@@ -30,7 +30,11 @@ LINGER = 1.0
 
 
 class StatusBoard:
-    """Preview messages of running jobs, keyed by (chat id, status message id)."""
+    """Preview messages of running jobs, keyed by (chat id, status message id).
+
+    A job's tracker is closed (``StatusTracker.close``) before its status message is
+    cleared or replaced: core leaves the progress context before it hands over the
+    result or reports a failure."""
 
     def __init__(
         self,
@@ -44,26 +48,17 @@ class StatusBoard:
         self.interval = EDIT_INTERVAL if interval is None else interval
         self.linger = LINGER if linger is None else linger
         self._previews: dict[tuple[int, int], int] = {}
-        self._trackers: dict[tuple[int, int], StatusTracker] = {}
 
     def tracker(self, chat_id: int, status_id: int, locale: str, shown: str = "") -> StatusTracker:
         """``shown`` is the text the status message already has."""
         tracker = StatusTracker(self, chat_id, status_id, locale)
         tracker._last_text = shown
-        self._trackers[(chat_id, status_id)] = tracker
         return tracker
-
-    def _silence(self, chat_id: int, status_id: int) -> None:
-        """The status message is about to go: no edit may land on it any more."""
-        tracker = self._trackers.get((chat_id, status_id))
-        if tracker is not None:
-            tracker.close()  # also forgets it
 
     async def clear(self, chat_id: int, status_id: int | None) -> None:
         """Delete the status message and its preview (both best effort)."""
         if status_id is None:
             return
-        self._silence(chat_id, status_id)
         ids = [status_id]
         preview = self._previews.pop((chat_id, status_id), None)
         if preview is not None:
@@ -76,7 +71,6 @@ class StatusBoard:
         """Turn the status message into ``text`` (an error or a notice); False if gone."""
         if status_id is None:
             return False
-        self._silence(chat_id, status_id)
         preview = self._previews.pop((chat_id, status_id), None)
         if preview is not None:
             with contextlib.suppress(TelegramError):
@@ -108,14 +102,16 @@ class StatusTracker:
         self._pending: asyncio.Task[None] | None = None
         self._closed = False
 
-    def close(self) -> None:
-        """The job is over (or its status message replaced): drop any pending edit."""
+    async def close(self) -> None:
+        """The job is over: drop any pending edit and wait for one already under way,
+        so that no edit lands on the status message after this returns."""
         self._closed = True
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-        if self.board._trackers.get((self.chat_id, self.status_id)) is self:
-            del self.board._trackers[(self.chat_id, self.status_id)]
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.cancel()
+            await asyncio.wait([pending])
+        async with self._lock:
+            pass
 
     async def keep_alive(self) -> None:
         """Re-render the last stage now and then so the elapsed time moves; run as a
@@ -151,6 +147,8 @@ class StatusTracker:
             return
         try:
             async with self._lock:
+                if self._closed:
+                    return
                 if progress.stage == "partial" and progress.partial is not None:
                     await self._preview(progress)
                 await self._edit_text(progress)
