@@ -323,3 +323,15 @@ async def test_old_job_files_are_removed_and_their_buttons_say_so(
     assert await app.balance(ALICE) == 10 - done.cost  # nothing held for it
     again = await app.reroll(ALICE, done.job_id, CHAT)  # a prompt needs no files
     assert await wait_done(app, again.job_id) == "SUCCEEDED"
+
+
+async def test_one_call_turns_chat_input_into_a_checked_request(app: Imagine) -> None:
+    await app.save_defaults(ALICE, aspect="9:16", quality="low")
+    plain = await app.request(ALICE, "a fox")
+    assert (plain.prompt, plain.aspect, plain.quality.value) == ("a fox", "9:16", "low")
+    chosen = await app.request(ALICE, "a fox --q high", overrides={"quality": "medium", "n": 2})
+    assert (chosen.quality.value, chosen.n) == ("high", 2)  # inline flags win over choices
+    literal = await app.request(ALICE, "a sign: --q", inline_flags=False)
+    assert literal.prompt == "a sign: --q"
+    with pytest.raises(InvalidRequest):
+        await app.request(ALICE, "a fox --q")  # an incomplete flag is refused, not charged

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 from telegram import Bot
 
@@ -49,3 +50,31 @@ async def test_a_closed_tracker_edits_nothing(fake: FakeTelegramAPI) -> None:
         await tracker(Progress(stage="downloading"))
         await asyncio.sleep(0.3)
         assert len(fake.calls_of("editMessageText")) == 1
+
+
+class _SlowBot:
+    """Edits that take a while to reach Telegram."""
+
+    def __init__(self) -> None:
+        self.edits: list[str] = []
+        self.deleted: list[int] = []
+
+    async def edit_message_text(self, text: str, *, chat_id: int, message_id: int) -> None:
+        await asyncio.sleep(0.2)
+        self.edits.append(text)
+
+    async def delete_message(self, chat_id: int, message_id: int) -> None:
+        self.deleted.append(message_id)
+
+
+async def test_an_edit_under_way_lands_before_the_tracker_is_closed() -> None:
+    bot = _SlowBot()
+    board = StatusBoard(cast(Bot, bot), Messages(), interval=0.0, linger=0.05)
+    tracker = board.tracker(USER_ID, 10, "en")
+    await tracker(Progress(stage="downloading"))
+    await asyncio.sleep(0.1)  # the linger is over: the edit is on its way
+    await tracker.close()
+    assert len(bot.edits) == 1
+    await board.clear(USER_ID, 10)
+    await asyncio.sleep(0.3)
+    assert len(bot.edits) == 1 and bot.deleted == [10]
