@@ -186,6 +186,150 @@ class SqliteStore:
     def read(self) -> ReadContext:
         return ReadContext(self)
 
+    # ------------------------------------------------------------- transactions
+
+    async def begin_write(self) -> SqliteTx:
+        """Enter a logical write transaction (``async with store.transaction()``)."""
+        if self._closed:
+            raise StorageError("store is closed")
+        task = asyncio.current_task()
+        if task is not None and task in self._active:
+            # Would deadlock on our own lock; SQLite has no nested transactions anyway.
+            raise StorageError("nested transaction on the same store in the same task")
+        await self._acquire_write()
+        if self._closed:
+            self._lock.release()
+            raise StorageError("store is closed")
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = Batch(asyncio.get_running_loop())
+        if task is not None:
+            self._active.add(task)
+        return SqliteTx(self._conn, True, batch)
+
+    async def end_write(self, tx: SqliteTx, exc_type: type[BaseException] | None) -> None:
+        """Leave a logical write transaction: join the batch's COMMIT, or roll back."""
+        assert tx._batch is not None
+        tx._active = False
+        batch = tx._batch
+        task = asyncio.current_task()
+        if task is not None:
+            self._active.discard(task)
+        ok = exc_type is None and not tx._failed
+        member = False  # our writes are in the batch: we must wait for its COMMIT
+        cancelled = False
+        error: StorageError | None = None
+        try:
+            if ok:
+                if tx._begun:
+                    member = True
+                    batch.members += 1
+                    ended = KEEP
+                    if self._should_commit(batch):
+                        ended, cancelled = await shielded(self._end(batch, tx, undo=False))
+                    if ended == KEEP:
+                        batch.unreleased = True
+                elif batch.begun and self._waiting == 0:
+                    # We joined an open batch but wrote nothing: still the last one
+                    # in line, so the batch is ours to commit (or end).
+                    _, cancelled = await shielded(self._end(batch, None, undo=False))
+            else:
+                self.stats.rollbacks += 1
+                # Always hop, even if no statement was seen to run: a cancelled caller
+                # may have abandoned a hop that is still queued on the connection.
+                _, cancelled = await shielded(self._end(batch, tx, undo=True))
+                if exc_type is None:
+                    error = StorageError(
+                        "transaction rolled back: a statement failed inside it "
+                        "(the error was caught, but partial writes cannot be committed)"
+                    )
+        finally:
+            if self._batch is batch and not batch.begun:
+                self._batch = None  # nothing was ever sent for it
+            self._lock.release()
+        if member:
+            if batch.done.done():
+                outcome = batch.done.result()
+            else:
+                # Cancellation here is safe: our writes are already in the batch
+                # and will be committed (or rolled back with it) regardless.
+                outcome = await asyncio.shield(batch.done)
+            if outcome is not None:
+                self.stats.rollbacks += 1
+                error = StorageError(str(outcome))
+        if error is not None:
+            raise error
+        if cancelled and exc_type is None:
+            raise asyncio.CancelledError
+
+    async def begin_read(self) -> tuple[SqliteTx, aiosqlite.Connection | None]:
+        """Enter a read snapshot (``async with store.read()``); the reader connection
+        it took, if any, goes back with ``end_read``."""
+        if self._closed:
+            raise StorageError("store is closed")
+        task = asyncio.current_task()
+        if task is not None and task in self._active:
+            raise StorageError("nested transaction on the same store in the same task")
+        if not self._readers:
+            return await self._begin_shared_read(task), None
+        await self._read_slots.acquire()
+        if self._closed:
+            self._read_slots.release()
+            raise StorageError("store is closed")
+        conn = self._take_reader()
+        if task is not None:
+            self._active.add(task)
+        return SqliteTx(conn, False), conn
+
+    async def _begin_shared_read(self, task: asyncio.Task[Any] | None) -> SqliteTx:
+        # ':memory:' has no second connection: read on the writer, under its lock,
+        # after making any pending batch durable (a read must not see it early).
+        await self._acquire_write()
+        try:
+            if self._closed:
+                raise StorageError("store is closed")
+            batch = self._batch
+            if batch is not None and batch.begun:
+                await shielded(self._end(batch, None, undo=False, force=True))
+            self._batch = None
+        except BaseException:
+            self._lock.release()
+            raise
+        if task is not None:
+            self._active.add(task)
+        return SqliteTx(self._conn, False)
+
+    async def end_read(
+        self,
+        tx: SqliteTx,
+        conn: aiosqlite.Connection | None,
+        exc_type: type[BaseException] | None,
+    ) -> None:
+        """Leave a read snapshot (its reader goes back to the pool)."""
+        tx._active = False
+        task = asyncio.current_task()
+        if task is not None:
+            self._active.discard(task)
+        cancelled = False
+        if conn is not None:
+            # No hop to end the snapshot: the next read on this connection rolls it
+            # back in its own first hop, or the store does soon if none comes.
+            self._return_reader(conn, lingering=tx._begun)
+        else:
+            aconn = tx._aconn
+            try:
+                with contextlib.suppress(sqlite3.Error):
+                    _, cancelled = await shielded(aconn._execute(end_snapshot, aconn._conn))
+            finally:
+                self._lock.release()
+        if exc_type is None and tx._failed and tx._begun:
+            raise StorageError(
+                "transaction rolled back: a statement failed inside it "
+                "(the error was caught, but the snapshot is no longer trustworthy)"
+            )
+        if cancelled and exc_type is None:
+            raise asyncio.CancelledError
+
     # ------------------------------------------------------------- read pool
 
     def _take_reader(self) -> aiosqlite.Connection:
