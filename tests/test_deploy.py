@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import subprocess
 import sys
 import tomllib
 from collections.abc import Callable
@@ -252,3 +253,48 @@ def test_constraints_pin_every_runtime_dependency() -> None:
     assert runtime <= set(pins), f"unpinned: {sorted(runtime - set(pins))}"
     assert not dev & set(pins), f"dev tools pinned: {sorted(dev & set(pins))}"
     assert "imagine-bot" not in pins
+
+
+def _image_env(tmp_path: Path) -> dict[str, str]:
+    """The Dockerfile's ENV lines, with /data moved under ``tmp_path``."""
+    env: dict[str, str] = {}
+    text = (ROOT / "Dockerfile").read_text()
+    for line in re.findall(r"^ENV (.+?)(?<!\\)$", text, re.M | re.S):
+        for name, value in re.findall(r'(\w+)=("[^"]*"|\S+)', line.replace("\\\n", " ")):
+            env[name] = value.strip('"').replace("/data", str(tmp_path / "data"))
+    return env
+
+
+def test_the_entrypoint_with_the_image_environment(tmp_path: Path) -> None:
+    """``docker run --env-file .env`` (a copy of .env.example) without a token and
+    without -it: the image's paths win, and the container stops with a sentence
+    and a non-zero code instead of a silent exit 0 (a restart loop)."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / ".env").write_text((ROOT / ".env.example").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DISCORD_"))}
+    env.update(_image_env(tmp_path))
+    env["PYTHONPATH"] = str(ROOT)
+    assert env["DATABASE_URL"].endswith("/data/imagine-bot.sqlite3")
+    done = subprocess.run(
+        [sys.executable, "-m", "bots.cli", "run"],
+        cwd=tmp_path / "app",
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "TELEGRAM_BOT_TOKEN" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2
+    doctor = subprocess.run(
+        [sys.executable, "-m", "bots.cli", "doctor"],
+        cwd=tmp_path / "app",
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert str(tmp_path / "data") in doctor.stdout  # the ledger lands in the volume
+    assert not (tmp_path / "app" / "data").exists()

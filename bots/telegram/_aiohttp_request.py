@@ -1,8 +1,9 @@
 """python-telegram-bot's transport over aiohttp instead of httpx.
 
-Each Bot API call through httpx costs about 3 ms of CPU in this process (httpcore,
-anyio and h11 are pure Python); aiohttp's C parser does the same work for a
-fraction of that, and a job makes three or four calls (status, result, cleanup).
+Every Bot API call through httpx goes through httpcore, anyio and h11, which are
+pure Python; aiohttp's C parser does the same work for a fraction of the CPU (the
+figures are in docs/performance.md), and a job makes three or four calls (status,
+result, cleanup).
 aiohttp is already here for discord.py. PTB documents ``BaseRequest`` as the
 extension point for exactly this.
 """
