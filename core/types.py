@@ -112,7 +112,7 @@ def token_count(value: object) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token usage as reported by OpenAI-style vendors (seed 004)."""
+    """Token usage as reported by OpenAI-style vendors (aiearth)."""
 
     input_tokens: int = 0
     input_text_tokens: int = 0
@@ -166,7 +166,7 @@ class ImageResult:
 
 @dataclass(frozen=True, slots=True)
 class Partial:
-    """A streamed preview (seed 004's ``*.partial_image`` events)."""
+    """A streamed preview (aiearth's ``*.partial_image`` events)."""
 
     index: int
     image: GeneratedImage

@@ -1,4 +1,4 @@
-"""Style 2 (seed 001): one synchronous JSON edit call wrapped in a code/data envelope.
+"""Style 2 (gptimageapi): one synchronous JSON edit call wrapped in a code/data envelope.
 
 ``POST {base}/v1/images/edit`` with ``{prompt, image, model, size, quality, n}``
 where ``size`` is an aspect ratio and ``image`` is ONE source, as its public URL
@@ -135,7 +135,7 @@ def envelope_error(code: object, message: object) -> VendorError:
 
 
 class EnvelopeVendor:
-    """Seed 001 (``gptimageapi``): image edits answered in a code/data envelope."""
+    """gptimageapi (``gptimageapi``): image edits answered in a code/data envelope."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Adapter for the OpenAI images wire style (seeds 002, 003, 004 and OpenAI itself).
+"""Adapter for the OpenAI images wire style (compat-sizes, compat-b64, aiearth and OpenAI itself).
 
 One class serves every OpenAI-compatible vendor; what differs between them is data
 in the preset: the size vocabulary, the edit shape (JSON ``image``, JSON
@@ -156,7 +156,7 @@ class OpenAICompatVendor:
         except VendorError as exc:
             if response_format != "url" or not _is_url_not_available(exc):
                 raise
-            # Seed 003: no URL could be produced and no image was returned; ask again
+            # compat-b64: no URL could be produced and no image was returned; ask again
             # for the vendor's default (b64_json).
             log.info("%s: %s; retrying once without response_format", self.preset.name, exc)
             return await self._exchange(

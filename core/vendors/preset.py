@@ -39,9 +39,6 @@ class Preset:
     style: WireStyle
     base_url: str
     model: str
-    # Internal reference number of the API document this preset was written from;
-    # never shown (``description`` is what operators read).
-    seed: str = ""
     # The service this preset is meant for and its wire style, in a few words.
     description: str = ""
     # Model used for text-to-image; None when the vendor only edits (aigptimage,

@@ -57,7 +57,6 @@ AIGPTIMAGE = Preset(
     style="tasks",
     base_url="https://aigptimage.com",
     model="gpt-image-2-image-to-image",
-    seed="000",
     description="aigptimage.com: asynchronous tasks (createTask, then poll recordInfo); edits only",
     generate_model=None,
     can_generate=False,
@@ -80,7 +79,6 @@ GPTIMAGEAPI = Preset(
     style="envelope",
     base_url="https://api.gptimageapi.dev",
     model="gpt-image-2",
-    seed="001",
     description="gptimageapi.dev: image edits in a code/data JSON envelope",
     generate_model=None,
     can_generate=False,
@@ -127,7 +125,6 @@ COMPAT_SIZES = Preset(
     base_url="",
     model="gpt-image-2",
     generate_model="gpt-image-2",
-    seed="002",
     description=(
         "an OpenAI-compatible gateway with a 1K/2K/4K size matrix and JSON image edits "
         "(at VENDOR_BASE_URL)"
@@ -148,7 +145,6 @@ COMPAT_B64 = Preset(
     base_url="",
     model="gpt-image-2",
     generate_model="gpt-image-2",
-    seed="003",
     description=(
         "an OpenAI-compatible gateway answering in b64, with JSON images[] edits "
         "(at VENDOR_BASE_URL)"
@@ -168,7 +164,6 @@ AIEARTH = Preset(
     base_url="https://api.aiearth.dev/v1",
     model="gpt-image-2",
     generate_model="gpt-image-2",
-    seed="004",
     description="aiearth.dev: OpenAI-compatible, url or b64, streaming, multipart image[] edits",
     sizes={"1K": {**_SQUARE_AND_PORTRAIT["1K"], "auto": "auto"}},
     n_max=4,

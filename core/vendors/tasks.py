@@ -1,4 +1,4 @@
-"""Style 3 (seed 000): asynchronous tasks. Create a task, then poll it.
+"""Style 3 (aigptimage): asynchronous tasks. Create a task, then poll it.
 
 1. ``POST {base}/api/v1/jobs/createTask`` with ``{"model": ..., "input": {prompt,
    image_urls, aspect_ratio, resolution, quality, output_format?}}``; the answer
@@ -133,7 +133,7 @@ def _code_error(
 
 
 class TaskVendor:
-    """Seed 000 (``aigptimage``): createTask, then poll recordInfo."""
+    """aigptimage (``aigptimage``): createTask, then poll recordInfo."""
 
     def __init__(
         self,

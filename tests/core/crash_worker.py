@@ -6,8 +6,8 @@ reports the books as JSON on stdout.
 
 MODE is queue, deliver, poll or recover.
 
-``poll`` (and ``recover`` after it) speak the async-task vendor (seed 000); the
-others speak aiearth (seed 004).
+``poll`` (and ``recover`` after it) speak the async-task vendor (aigptimage); the
+others speak aiearth (aiearth).
 """
 
 from __future__ import annotations

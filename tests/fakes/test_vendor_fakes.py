@@ -207,7 +207,7 @@ async def test_openai_custom_size_and_multipart_edit(
     assert [f[0] for f in rec.files] == ["image[]", "image[]", "mask"]
 
 
-# ----- compat-sizes (seed 002) ------------------------------------------------------
+# ----- compat-sizes (compat-sizes) ------------------------------------------------------
 async def test_sizes_happy_url_default(
     sizes_fake: FakeOpenAIVendor, client: httpx.AsyncClient
 ) -> None:
@@ -286,7 +286,7 @@ async def test_sizes_json_edit_data_and_http_urls(
     assert sizes_fake.private_url_hits and len(sizes_fake.billed) == 3
 
 
-# ----- compat-b64 (seed 003) --------------------------------------------------------
+# ----- compat-b64 (compat-b64) --------------------------------------------------------
 async def test_b64_default_and_url_option(
     b64_fake: FakeOpenAIVendor, client: httpx.AsyncClient
 ) -> None:
@@ -352,7 +352,7 @@ async def test_b64_edits_json_and_multipart(
     assert len(b64_fake.billed) == 2
 
 
-# ----- aiearth (seed 004) -----------------------------------------------------------
+# ----- aiearth (aiearth) -----------------------------------------------------------
 async def test_aiearth_base_url_alternates_and_usage(
     aiearth_fake: FakeOpenAIVendor, client: httpx.AsyncClient
 ) -> None:
@@ -577,7 +577,7 @@ async def test_control_endpoints(openai_fake: FakeOpenAIVendor, client: httpx.As
     assert openai_fake.billed == [] and openai_fake.requests == []
 
 
-# ----- envelope (seed 001) ----------------------------------------------------------
+# ----- envelope (gptimageapi) ----------------------------------------------------------
 async def test_envelope(envelope_fake: FakeEnvelopeVendor, client: httpx.AsyncClient) -> None:
     url = f"{envelope_fake.base_url}/v1/images/edit"
     good = {
@@ -626,7 +626,7 @@ async def test_envelope(envelope_fake: FakeEnvelopeVendor, client: httpx.AsyncCl
     assert len(envelope_fake.billed) == 2
 
 
-# ----- tasks (seed 000) -------------------------------------------------------------
+# ----- tasks (aigptimage) -------------------------------------------------------------
 async def _create(c: httpx.AsyncClient, fake: FakeTaskVendor, **inp: Any) -> httpx.Response:
     body = {
         "model": inp.pop("model", "gpt-image-2-image-to-image"),

@@ -2,7 +2,7 @@
 
 A ``FakeVendor`` is a real aiohttp server on 127.0.0.1 (random port). Subclasses (one
 per wire style: ``vendor_openai``, ``vendor_envelope``, ``vendor_tasks``) supply the
-routes, the style's error body and the seed's validation rules; this module owns
+routes, the style's error body and the vendor's documented validation rules; this module owns
 everything the styles share:
 
 - ``Authorization: Bearer <key>`` checking (401 in the style's error shape, key never echoed);

@@ -1,4 +1,4 @@
-"""Fake code/data-envelope image-edit vendor (wire style 2, seed 001).
+"""Fake code/data-envelope image-edit vendor (wire style 2: gptimageapi).
 
 ``POST /v1/images/edit`` (JSON): ``prompt``, ``image`` (public http URL, downloaded
 and checked, or a base64 data URL), ``model`` ``gpt-image-2``, ``size`` as an aspect
@@ -35,7 +35,7 @@ CODE_PRIVATE_URL = 1003
 
 
 class FakeEnvelopeVendor(FakeVendor):
-    """Fake of seed 001's image-edit API.
+    """Fake of gptimageapi's image-edit API.
 
     Extra attributes: ``max_n`` (default 4), ``default_size`` (``"1:1"``),
     ``default_quality`` (``"medium"``), ``credits_spent`` (seed prices x images).

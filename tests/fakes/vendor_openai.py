@@ -1,24 +1,25 @@
-"""Fake OpenAI-style images vendor (wire style 1): seeds 002, 003, 004 and OpenAI itself.
+"""Fake OpenAI-style images vendor (wire style 1): compat-sizes, compat-b64, aiearth
+and OpenAI itself.
 
 ``FakeOpenAIVendor(flavor=...)`` serves ``POST /v1/images/generations`` and
 ``POST /v1/images/edits`` and validates what it receives the way each seed says:
 
-- ``compat-sizes`` (seed 002): ``size`` required and from the 1K/2K/4K matrix, no
+- ``compat-sizes`` (compat-sizes): ``size`` required and from the 1K/2K/4K matrix, no
   ``aspect_ratio``, quality low/medium/high (default medium), ``n`` 1..8, model
   ``gpt-image-2``; JSON-only edits with ``image`` (URL / data URL / ``{"image_url"}``)
   or ``images``; answers ``url`` unless ``response_format=b64_json``.
-- ``compat-b64`` (seed 003): sizes 1024x1024/1024x1536/1536x1024/auto, png/jpeg only,
+- ``compat-b64`` (compat-b64): sizes 1024x1024/1024x1536/1536x1024/auto, png/jpeg only,
   answers ``b64_json`` unless ``response_format=url`` (which the ``url_not_available``
   fault or ``url_available = False`` turns into ``image_url_not_available``); edits
   as JSON ``images[].image_url`` or multipart ``image``/``image[]`` + ``mask``; usage.
-- ``aiearth`` (seed 004): base URL documented with ``/v1``; answers ``url`` or
+- ``aiearth`` (aiearth): base URL documented with ``/v1``; answers ``url`` or
   ``b64_json`` (``answer_with``), ``usage``, ``stream: true`` as server-sent events,
   edits up to 16 images (multipart ``image[]`` or JSON ``images``) + ``mask``.
 - ``openai``: like ``aiearth`` but always ``b64_json``, unknown parameters refused
   and OpenAI's ``gpt-image-2`` size rules.
 
 Every request body is validated against OpenAI's schemas (``openai_schemas.json``,
-extracted from ``shared/openai-images.openapi.json``) before the seed's own rules.
+kept in ``tests/fakes/openai_schemas.json``) before the vendor's own rules.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class FlavorRules:
     echo_params: bool  # top-level size/quality/background/output_format in the answer
     revised_prompt: bool
     strict_keys: bool
-    model: str | None  # the only model accepted, when the seed fixes one
+    model: str | None  # the only model accepted, when the vendor fixes one
     v1_in_base: bool
 
 
@@ -271,7 +272,7 @@ class FakeOpenAIVendor(FakeVendor):
     """Fake of an OpenAI-compatible images API; see the module docstring for flavors.
 
     Extra attributes: ``flavor``, ``rules`` (``FlavorRules``), ``answer_with``
-    (``"url"|"b64"|"alternate"``, default from the flavor), ``url_available`` (seed 003
+    (``"url"|"b64"|"alternate"``, default from the flavor), ``url_available`` (compat-b64
     object storage configured), ``stream_enabled`` (honour ``stream: true``),
     ``sse_event_lines`` (write ``event:`` lines), ``sse_done`` (finish with
     ``data: [DONE]``), ``revised_prompt`` (text added to each output, or ``None``).
@@ -309,7 +310,7 @@ class FakeOpenAIVendor(FakeVendor):
 
     @property
     def base_url(self) -> str:
-        """Root URL, plus ``/v1`` for aiearth (seed 004 documents its base with /v1)."""
+        """Root URL, plus ``/v1`` for aiearth (aiearth documents its base with /v1)."""
         return self.root_url + ("/v1" if self.rules.v1_in_base else "")
 
     def routes(self) -> dict[tuple[str, str], Handler]:
@@ -487,7 +488,7 @@ class FakeOpenAIVendor(FakeVendor):
             self._check_schema("EditImageBodyJsonParam", rest)
         elif "images" in params:
             raw = params["images"]
-            if rules.json_image_field and isinstance(raw, list):  # seed 002: plain strings too
+            if rules.json_image_field and isinstance(raw, list):  # compat-sizes: plain strings too
                 raw = [{"image_url": r} if isinstance(r, str) else r for r in raw]
                 params = {**params, "images": raw}
             self._check_schema("EditImageBodyJsonParam", params)
@@ -667,7 +668,7 @@ class FakeOpenAIVendor(FakeVendor):
         return mode
 
     def usage(self, job: ImageJob) -> dict[str, Any]:
-        """Plausible token usage for a job (seed 004's shape)."""
+        """Plausible token usage for a job (aiearth's shape)."""
         text = max(1, len(job.prompt) // 4)
         image = IMAGE_INPUT_TOKENS * len(job.inputs)
         out = output_tokens(job.size, job.quality) * job.n

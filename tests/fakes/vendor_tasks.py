@@ -1,4 +1,4 @@
-"""Fake asynchronous-task image vendor (wire style 3, seed 000).
+"""Fake asynchronous-task image vendor (wire style 3: aigptimage).
 
 1. ``POST /api/v1/jobs/createTask`` ``{"model": "gpt-image-2-image-to-image", "input": {...}}``
    -> ``{"code": 200, "msg": "success", "data": {"taskId": "task_..."}}``. The model must
@@ -94,7 +94,7 @@ class Task:
 
 
 class FakeTaskVendor(FakeVendor):
-    """Fake of seed 000's createTask / recordInfo API.
+    """Fake of aigptimage's createTask / recordInfo API.
 
     Extra attributes: ``tasks`` (``{taskId: Task}``), ``task_polls_to_finish`` (default
     2: the 2nd poll sees the end; ``None`` to finish by time only), ``task_seconds``

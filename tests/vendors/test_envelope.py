@@ -1,4 +1,4 @@
-"""EnvelopeVendor (seed 001) against the real fake envelope vendor over a socket."""
+"""EnvelopeVendor (gptimageapi) against the real fake envelope vendor over a socket."""
 
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ async def test_telegram_file_url_is_never_sent(
 async def test_unsupported_requests_are_refused_before_any_call(
     fake: FakeEnvelopeVendor, vendor: EnvelopeVendor
 ) -> None:
-    with pytest.raises(Unsupported):  # generation: seed 001 only edits
+    with pytest.raises(Unsupported):  # generation: gptimageapi only edits
         await vendor.run(ImageRequest(prompt="a cat", aspect="1:1"))
     with pytest.raises(Unsupported):  # 3:2 is not in the ratio list
         await vendor.run(edit_request(fake, aspect="3:2"))

@@ -1,8 +1,8 @@
 """OpenAICompatVendor against the fake OpenAI-style vendors over real sockets.
 
-Each of the four OpenAI-style presets (openai, compat-sizes = seed 002, compat-b64 =
-seed 003, aiearth = seed 004) is pointed at ``FakeOpenAIVendor`` of the same flavor;
-the fake validates what it receives the way the seed says, and the tests also check
+Each of the four OpenAI-style presets (openai, compat-sizes, compat-b64,
+aiearth) is pointed at ``FakeOpenAIVendor`` of the same flavor;
+the fake validates what it receives the way the vendor documents it, and the tests also check
 the request shape, the answers (url / b64 / mixed / streamed), usage, and that every
 fault ends in the right domain error without re-sending a POST that may be billed.
 """

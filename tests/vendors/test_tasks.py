@@ -1,4 +1,4 @@
-"""TaskVendor (seed 000) against the real fake task vendor over a socket."""
+"""TaskVendor (aigptimage) against the real fake task vendor over a socket."""
 
 from __future__ import annotations
 
