@@ -1,10 +1,10 @@
 """httpx's transport over aiohttp: the vendor adapters keep httpx's API, the bytes go
 through aiohttp's C HTTP parser.
 
-httpx's own transport (httpcore + anyio + h11, all pure Python) costs 1.8–2.4 ms of
-CPU per request on this project's 2-core machine even split into small pools, 9 ms
-as one 500-connection pool; this one 0.7–1.0 ms (`bench/vendor_transport.py`, 500
-concurrent POSTs). A job makes two or three vendor requests.
+httpx's own transport (httpcore + anyio + h11, all pure Python) costs two to three
+times the CPU per request, more as one large pool (`bench/vendor_transport.py`
+prints the three; the figures are in docs/performance.md). A job makes two or three
+vendor requests.
 
 The exception mapping is what the retry policy in ``core.vendors.http`` relies on,
 so it is spelled out here rather than taken from a generic adapter package:

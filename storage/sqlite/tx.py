@@ -59,7 +59,7 @@ class SqliteTx:
     operation runs as ONE synchronous function on aiosqlite's connection thread
     (``call``).  Each thread hop costs tens of microseconds, more than a typical
     statement; doing a reserve as BEGIN + 2 statements + COMMIT in separate hops
-    made the ledger ~5x slower than raw sqlite3 (see bench/ledger.py).
+    made the ledger several times slower than raw sqlite3 (``bench/ledger.py``).
     """
 
     __slots__ = ("_aconn", "_active", "_batch", "_begun", "_failed", "_writable")
