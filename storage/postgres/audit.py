@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from storage.interfaces import AuditEntry, Tx
 from storage.postgres.store import Clock, pg_tx
+from storage.rows import AUDIT_COLS, audit_from_row
 
 
 class PgAudit:
@@ -39,22 +40,10 @@ class PgAudit:
 
     async def recent(self, tx: Tx, limit: int = 20) -> list[AuditEntry]:
         rows = await pg_tx(tx).fetch(
-            "SELECT id, at, actor, action, target, detail, allowed FROM audit "
-            "ORDER BY id DESC LIMIT $1",
+            f"SELECT {AUDIT_COLS} FROM audit ORDER BY id DESC LIMIT $1",
             limit,
         )
-        return [
-            AuditEntry(
-                id=int(r["id"]),
-                at=float(r["at"]),
-                actor=r["actor"],
-                action=r["action"],
-                target=r["target"],
-                detail=r["detail"],
-                allowed=bool(r["allowed"]),
-            )
-            for r in rows
-        ]
+        return [audit_from_row(r) for r in rows]
 
 
 class PgFlags:

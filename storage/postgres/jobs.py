@@ -13,79 +13,29 @@ from the ``JOB_MUTABLE_FIELDS`` whitelist.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any
 
 from storage.errors import IdempotencyConflict, StorageError
 from storage.interfaces import (
     ACTIVE_STATES,
-    CLAIMED_STATES,
     JOB_KINDS,
     JOB_MUTABLE_FIELDS,
-    JOB_STATES,
     TERMINAL_STATES,
     VENDOR_LIMIT,
     JobRecord,
     Tx,
 )
 from storage.postgres.store import Clock, pg_tx
-
-JOB_COLS: Final = (
-    "id, account_id, platform, chat, kind, params, estimate, hold_id, state, vendor_ref, "
-    "attempts, result, cost, error, notified, created_at, updated_at, queue, claimed_by, "
-    "lease_until"
+from storage.rows import (
+    CLAIMED_SQL,
+    FAIR_ORDER,
+    JOB_COLS,
+    JOB_COLS_J,
+    TERMINAL_SQL,
+    check_state,
+    check_states,
+    job_from_row,
 )
-_J_COLS: Final = ", ".join("j." + c.strip() for c in JOB_COLS.split(","))
-# Constant state lists inlined into SQL (they come from storage.interfaces, not callers).
-_CLAIMED = "(" + ", ".join(f"'{s}'" for s in CLAIMED_STATES) + ")"
-_TERMINAL = "(" + ", ".join(f"'{s}'" for s in TERMINAL_STATES) + ")"
-# Fair order: the account with the fewest claimed jobs first, then the oldest job.
-_FAIR_ORDER: Final = (
-    "ORDER BY (SELECT COUNT(*) FROM jobs r WHERE r.account_id = j.account_id"
-    f"          AND r.claimed_by IS NOT NULL AND r.state IN {_CLAIMED}),"
-    "         j.created_at, j.id"
-)
-
-
-def _job(row: Any) -> JobRecord:
-    return JobRecord(
-        id=row["id"],
-        account_id=int(row["account_id"]),
-        platform=row["platform"],
-        chat=row["chat"],
-        kind=row["kind"],
-        params=row["params"],
-        estimate=int(row["estimate"]),
-        state=row["state"],
-        hold_id=row["hold_id"],
-        vendor_ref=row["vendor_ref"],
-        attempts=int(row["attempts"]),
-        result=row["result"],
-        cost=None if row["cost"] is None else int(row["cost"]),
-        error=row["error"],
-        notified=bool(row["notified"]),
-        created_at=float(row["created_at"]),
-        updated_at=float(row["updated_at"]),
-        queue=row["queue"],
-        claimed_by=row["claimed_by"],
-        lease_until=None if row["lease_until"] is None else float(row["lease_until"]),
-    )
-
-
-def _state(value: str) -> str:
-    s = str(value)
-    if s not in JOB_STATES:
-        raise StorageError(f"unknown job state {value!r}; expected one of {JOB_STATES}")
-    return s
-
-
-def _states(values: Sequence[str]) -> list[str]:
-    if isinstance(values, str):
-        # A bare string is a Sequence[str] too; 'NEW' must not mean ('N','E','W').
-        values = (values,)
-    out = [_state(v) for v in values]
-    if not out:
-        raise StorageError("at least one job state is required")
-    return out
 
 
 class _Args:
@@ -131,7 +81,7 @@ class PgJobs:
         t = pg_tx(tx, write=True)
         if job.kind not in JOB_KINDS:
             raise StorageError(f"unknown job kind {job.kind!r}; expected one of {JOB_KINDS}")
-        _state(job.state)
+        check_state(job.state)
         now = self._clock()
         created = job.created_at or now
         updated = job.updated_at or created
@@ -193,7 +143,7 @@ class PgJobs:
 
     async def get(self, tx: Tx, job_id: str) -> JobRecord | None:
         row = await pg_tx(tx).fetchrow(f"SELECT {JOB_COLS} FROM jobs WHERE id = $1", job_id)
-        return None if row is None else _job(row)
+        return None if row is None else job_from_row(row)
 
     async def transition(
         self,
@@ -211,8 +161,8 @@ class PgJobs:
         Returns False (and changes nothing) if the job is missing or in another state.
         """
         t = pg_tx(tx, write=True)
-        to = _state(to_state)
-        states = _states(from_states)
+        to = check_state(to_state)
+        states = check_states(from_states)
         args = _Args()
         set_sql = f"state = {args(to)}, updated_at = {args(self._clock())}"
         set_sql += _set_clause(fields, args)
@@ -242,7 +192,7 @@ class PgJobs:
         """Jobs in ``states``, least recently updated first (``older_than``: only
         those whose ``updated_at`` is strictly before that unix time)."""
         args = _Args()
-        where = f"state = ANY({args(_states(states))}::text[])"
+        where = f"state = ANY({args(check_states(states))}::text[])"
         if older_than is not None:
             where += f" AND updated_at < {args(older_than)}"
         rows = await pg_tx(tx).fetch(
@@ -250,13 +200,13 @@ class PgJobs:
             f"LIMIT {args(limit)}",
             *args.values,
         )
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def recent(self, tx: Tx, limit: int = 20) -> list[JobRecord]:
         rows = await pg_tx(tx).fetch(
             f"SELECT {JOB_COLS} FROM jobs ORDER BY created_at DESC, seq DESC LIMIT $1", limit
         )
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def for_account(self, tx: Tx, account_id: int, limit: int = 20) -> list[JobRecord]:
         rows = await pg_tx(tx).fetch(
@@ -265,7 +215,7 @@ class PgJobs:
             account_id,
             limit,
         )
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def count_active(self, tx: Tx, account_id: int) -> int:
         n = await pg_tx(tx).fetchval(
@@ -295,11 +245,11 @@ class PgJobs:
 
     async def unnotified_terminal(self, tx: Tx, limit: int = 100) -> list[JobRecord]:
         rows = await pg_tx(tx).fetch(
-            f"SELECT {JOB_COLS} FROM jobs WHERE state IN {_TERMINAL} AND NOT notified "
+            f"SELECT {JOB_COLS} FROM jobs WHERE state IN {TERMINAL_SQL} AND NOT notified "
             "ORDER BY updated_at, id LIMIT $1",
             limit,
         )
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     # --- the queue -------------------------------------------------------------------
 
@@ -353,7 +303,7 @@ class PgJobs:
             # update; an IN (...) semi-join may be planned to re-run the pick.
             "WHERE id = ANY(ARRAY(SELECT j.id FROM jobs j "
             "            WHERE j.state = 'RESERVED' AND j.claimed_by IS NULL "
-            f"           AND j.queue = ANY($4::text[]) {_FAIR_ORDER} "
+            f"           AND j.queue = ANY($4::text[]) {FAIR_ORDER} "
             "            LIMIT $5 FOR UPDATE SKIP LOCKED)) "
             f"AND claimed_by IS NULL RETURNING {JOB_COLS}",
             worker_id,
@@ -362,7 +312,7 @@ class PgJobs:
             list(queues),
             count,
         )
-        return sorted((_job(r) for r in rows), key=lambda j: (j.created_at, j.id))
+        return sorted((job_from_row(r) for r in rows), key=lambda j: (j.created_at, j.id))
 
     async def renew(
         self, tx: Tx, worker_id: str, job_ids: Sequence[str], lease_until: float
@@ -371,7 +321,7 @@ class PgJobs:
             return []
         rows = await pg_tx(tx, write=True).fetch(
             "UPDATE jobs SET lease_until = $1 WHERE id = ANY($2::text[]) "
-            f"AND claimed_by = $3 AND state NOT IN {_TERMINAL} RETURNING id",
+            f"AND claimed_by = $3 AND state NOT IN {TERMINAL_SQL} RETURNING id",
             lease_until,
             list(job_ids),
             worker_id,
@@ -390,18 +340,18 @@ class PgJobs:
     async def expired_claims(self, tx: Tx, now: float, limit: int = 100) -> list[JobRecord]:
         rows = await pg_tx(tx).fetch(
             f"SELECT {JOB_COLS} FROM jobs WHERE claimed_by IS NOT NULL "
-            f"AND state NOT IN {_TERMINAL} AND lease_until < $1 ORDER BY lease_until LIMIT $2",
+            f"AND state NOT IN {TERMINAL_SQL} AND lease_until < $1 ORDER BY lease_until LIMIT $2",
             now,
             limit,
         )
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def take_over(
         self, tx: Tx, job_id: str, worker_id: str, *, now: float, lease_until: float
     ) -> JobRecord | None:
         row = await pg_tx(tx, write=True).fetchrow(
             "UPDATE jobs SET claimed_by = $1, claimed_at = $2, lease_until = $3 "
-            f"WHERE id = $4 AND state NOT IN {_TERMINAL} "
+            f"WHERE id = $4 AND state NOT IN {TERMINAL_SQL} "
             "AND (claimed_by IS NULL OR lease_until < $2) "
             f"RETURNING {JOB_COLS}",
             worker_id,
@@ -409,7 +359,7 @@ class PgJobs:
             lease_until,
             job_id,
         )
-        return None if row is None else _job(row)
+        return None if row is None else job_from_row(row)
 
     async def queued(
         self, tx: Tx, queues: Sequence[str] | None = None, limit: int = 500
@@ -421,15 +371,15 @@ class PgJobs:
                 return []
             where += f" AND j.queue = ANY({args(list(queues))}::text[])"
         rows = await pg_tx(tx).fetch(
-            f"SELECT {_J_COLS} FROM jobs j WHERE {where} {_FAIR_ORDER} LIMIT {args(limit)}",
+            f"SELECT {JOB_COLS_J} FROM jobs j WHERE {where} {FAIR_ORDER} LIMIT {args(limit)}",
             *args.values,
         )
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def in_flight(self, tx: Tx, now: float) -> int:
         n = await pg_tx(tx).fetchval(
             "SELECT COUNT(*) FROM jobs WHERE claimed_by IS NOT NULL "
-            f"AND state IN {_CLAIMED} AND lease_until >= $1",
+            f"AND state IN {CLAIMED_SQL} AND lease_until >= $1",
             now,
         )
         return int(n or 0)

@@ -6,24 +6,9 @@ one UPDATE, atomic on its row."""
 
 from __future__ import annotations
 
-from typing import Any, Final
-
 from storage.interfaces import Limit, Tx
 from storage.postgres.store import Clock, pg_tx
-
-_COLS: Final = "name, value, ceiling, not_before, cut_at"
-
-
-def _limit(row: Any) -> Limit | None:
-    if row is None:
-        return None
-    return Limit(
-        name=row["name"],
-        value=int(row["value"]),
-        ceiling=int(row["ceiling"]),
-        not_before=float(row["not_before"]),
-        cut_at=float(row["cut_at"]),
-    )
+from storage.rows import LIMIT_COLS, limit_from_row
 
 
 class PgLimits:
@@ -39,29 +24,31 @@ class PgLimits:
             "INSERT INTO limits (name, value, ceiling, updated_at) VALUES ($1, $2, $3, $4) "
             "ON CONFLICT (name) DO UPDATE SET ceiling = EXCLUDED.ceiling, "
             "value = LEAST(limits.value, EXCLUDED.ceiling), updated_at = EXCLUDED.updated_at "
-            f"RETURNING {_COLS}",
+            f"RETURNING {LIMIT_COLS}",
             name,
             initial,
             ceiling,
             self._clock(),
         )
-        limit = _limit(row)
+        limit = limit_from_row(row)
         assert limit is not None
         return limit
 
     async def get(self, tx: Tx, name: str) -> Limit | None:
-        return _limit(await pg_tx(tx).fetchrow(f"SELECT {_COLS} FROM limits WHERE name = $1", name))
+        return limit_from_row(
+            await pg_tx(tx).fetchrow(f"SELECT {LIMIT_COLS} FROM limits WHERE name = $1", name)
+        )
 
     async def grow(self, tx: Tx, name: str, step: int = 1) -> Limit | None:
         t = pg_tx(tx, write=True)
         row = await t.fetchrow(
             "UPDATE limits SET value = LEAST(ceiling, value + $1), updated_at = $2 "
-            f"WHERE name = $3 AND value < ceiling RETURNING {_COLS}",
+            f"WHERE name = $3 AND value < ceiling RETURNING {LIMIT_COLS}",
             max(1, step),
             self._clock(),
             name,
         )
-        return _limit(row) or await self.get(t, name)
+        return limit_from_row(row) or await self.get(t, name)
 
     async def cut(
         self, tx: Tx, name: str, *, now: float, not_before: float = 0.0, window: float = 1.0
@@ -73,11 +60,11 @@ class PgLimits:
             "cut_at = CASE WHEN cut_at <= $1::float8 - $2::float8 THEN $1::float8 "
             "         ELSE cut_at END, "
             "not_before = GREATEST(not_before, $3::float8), updated_at = $4 "
-            f"WHERE name = $5 RETURNING {_COLS}",
+            f"WHERE name = $5 RETURNING {LIMIT_COLS}",
             now,
             window,
             not_before,
             self._clock(),
             name,
         )
-        return _limit(row)
+        return limit_from_row(row)

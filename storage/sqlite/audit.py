@@ -9,6 +9,7 @@ settings JSON keyed like ``settings:telegram:123``.
 from __future__ import annotations
 
 from storage.interfaces import AuditEntry, Tx
+from storage.rows import AUDIT_COLS, audit_from_row
 from storage.sqlite.tx import Clock, sqlite_tx
 
 
@@ -35,22 +36,10 @@ class SqliteAudit:
 
     async def recent(self, tx: Tx, limit: int = 20) -> list[AuditEntry]:
         rows = await sqlite_tx(tx).fetchall(
-            "SELECT id, at, actor, action, target, detail, allowed FROM audit "
-            "ORDER BY id DESC LIMIT ?",
+            f"SELECT {AUDIT_COLS} FROM audit ORDER BY id DESC LIMIT ?",
             (limit,),
         )
-        return [
-            AuditEntry(
-                id=int(r["id"]),
-                at=float(r["at"]),
-                actor=r["actor"],
-                action=r["action"],
-                target=r["target"],
-                detail=r["detail"],
-                allowed=bool(r["allowed"]),
-            )
-            for r in rows
-        ]
+        return [audit_from_row(r) for r in rows]
 
 
 class SqliteFlags:

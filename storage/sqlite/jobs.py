@@ -8,74 +8,30 @@ come only from the ``JOB_MUTABLE_FIELDS`` whitelist, never from callers verbatim
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any
 
 from storage.errors import IdempotencyConflict, StorageError
 from storage.interfaces import (
     ACTIVE_STATES,
-    CLAIMED_STATES,
     JOB_KINDS,
     JOB_MUTABLE_FIELDS,
-    JOB_STATES,
     TERMINAL_STATES,
     VENDOR_LIMIT,
     JobRecord,
     Tx,
 )
-from storage.sqlite.tx import Clock, sqlite_tx
-
-JOB_COLS: Final = (
-    "id, account_id, platform, chat, kind, params, estimate, hold_id, state, vendor_ref, "
-    "attempts, result, cost, error, notified, created_at, updated_at, queue, claimed_by, "
-    "lease_until"
+from storage.rows import (
+    CLAIMED_SQL,
+    FAIR_ORDER,
+    JOB_COLS,
+    JOB_COLS_J,
+    TERMINAL_SQL,
+    check_state,
+    check_states,
+    job_from_row,
 )
-# Constant state lists inlined into SQL (they come from storage.interfaces, not callers).
-_CLAIMED = "(" + ", ".join(f"'{s}'" for s in CLAIMED_STATES) + ")"
-_TERMINAL = "(" + ", ".join(f"'{s}'" for s in TERMINAL_STATES) + ")"
-
-
-def _job(row: sqlite3.Row) -> JobRecord:
-    return JobRecord(
-        id=row["id"],
-        account_id=int(row["account_id"]),
-        platform=row["platform"],
-        chat=row["chat"],
-        kind=row["kind"],
-        params=row["params"],
-        estimate=int(row["estimate"]),
-        state=row["state"],
-        hold_id=row["hold_id"],
-        vendor_ref=row["vendor_ref"],
-        attempts=int(row["attempts"]),
-        result=row["result"],
-        cost=None if row["cost"] is None else int(row["cost"]),
-        error=row["error"],
-        notified=bool(row["notified"]),
-        created_at=float(row["created_at"]),
-        updated_at=float(row["updated_at"]),
-        queue=row["queue"],
-        claimed_by=row["claimed_by"],
-        lease_until=None if row["lease_until"] is None else float(row["lease_until"]),
-    )
-
-
-def _state(value: str) -> str:
-    s = str(value)
-    if s not in JOB_STATES:
-        raise StorageError(f"unknown job state {value!r}; expected one of {JOB_STATES}")
-    return s
-
-
-def _states(values: Sequence[str]) -> list[str]:
-    if isinstance(values, str):
-        # A bare string is a Sequence[str] too; 'NEW' must not mean ('N','E','W').
-        values = (values,)
-    out = [_state(v) for v in values]
-    if not out:
-        raise StorageError("at least one job state is required")
-    return out
+from storage.sqlite.tx import Clock, sqlite_tx
 
 
 def _set_clause(fields: dict[str, object]) -> tuple[str, dict[str, Any]]:
@@ -117,7 +73,7 @@ class SqliteJobs:
         t = sqlite_tx(tx, write=True)
         if job.kind not in JOB_KINDS:
             raise StorageError(f"unknown job kind {job.kind!r}; expected one of {JOB_KINDS}")
-        _state(job.state)
+        check_state(job.state)
         now = self._clock()
         created = job.created_at or now
         updated = job.updated_at or created
@@ -182,7 +138,7 @@ class SqliteJobs:
 
     async def get(self, tx: Tx, job_id: str) -> JobRecord | None:
         row = await sqlite_tx(tx).fetchone(f"SELECT {JOB_COLS} FROM jobs WHERE id = ?", (job_id,))
-        return None if row is None else _job(row)
+        return None if row is None else job_from_row(row)
 
     async def transition(
         self,
@@ -200,8 +156,8 @@ class SqliteJobs:
         Returns False (and changes nothing) if the job is missing or in another state.
         """
         t = sqlite_tx(tx, write=True)
-        to = _state(to_state)
-        in_sql, params = _in_list("s", _states(from_states))
+        to = check_state(to_state)
+        in_sql, params = _in_list("s", check_states(from_states))
         set_sql, set_params = _set_clause(fields)
         params.update(set_params, id=job_id, to=to, now=self._clock(), owner=owner)
         if to in TERMINAL_STATES:
@@ -236,7 +192,7 @@ class SqliteJobs:
         ``older_than`` is an absolute unix timestamp: only jobs whose ``updated_at``
         is strictly before it (e.g. ``now - 300`` for "stuck for 5 minutes").
         """
-        in_sql, params = _in_list("s", _states(states))
+        in_sql, params = _in_list("s", check_states(states))
         params["limit"] = limit
         where = f"state IN {in_sql}"
         if older_than is not None:
@@ -246,13 +202,13 @@ class SqliteJobs:
             f"SELECT {JOB_COLS} FROM jobs WHERE {where} ORDER BY updated_at, id LIMIT :limit",
             params,
         )
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def recent(self, tx: Tx, limit: int = 20) -> list[JobRecord]:
         rows = await sqlite_tx(tx).fetchall(
             f"SELECT {JOB_COLS} FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
         )
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def for_account(self, tx: Tx, account_id: int, limit: int = 20) -> list[JobRecord]:
         rows = await sqlite_tx(tx).fetchall(
@@ -260,7 +216,7 @@ class SqliteJobs:
             "ORDER BY created_at DESC, rowid DESC LIMIT ?",
             (account_id, limit),
         )
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def count_active(self, tx: Tx, account_id: int) -> int:
         in_sql, params = _in_list("s", ACTIVE_STATES)
@@ -295,7 +251,7 @@ class SqliteJobs:
             "ORDER BY updated_at, id LIMIT :limit",
             params,
         )
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     # --- the queue -------------------------------------------------------------------
 
@@ -344,14 +300,12 @@ class SqliteJobs:
             "WHERE id IN (SELECT j.id FROM jobs j "
             f"            WHERE j.state = 'RESERVED' AND j.claimed_by IS NULL "
             f"            AND j.queue IN {q_sql}"
-            "            ORDER BY (SELECT COUNT(*) FROM jobs r WHERE r.account_id = j.account_id"
-            f"                      AND r.claimed_by IS NOT NULL AND r.state IN {_CLAIMED}),"
-            "                     j.created_at, j.id LIMIT :count) "
+            f"            {FAIR_ORDER} LIMIT :count) "
             "AND claimed_by IS NULL "
             f"RETURNING {JOB_COLS}",
             params,
         )
-        return sorted((_job(r) for r in rows), key=lambda j: (j.created_at, j.id))
+        return sorted((job_from_row(r) for r in rows), key=lambda j: (j.created_at, j.id))
 
     async def renew(
         self, tx: Tx, worker_id: str, job_ids: Sequence[str], lease_until: float
@@ -363,7 +317,7 @@ class SqliteJobs:
         params.update(worker=worker_id, lease=lease_until)
         rows = await t.fetchall(
             f"UPDATE jobs SET lease_until = :lease WHERE id IN {in_sql} "
-            f"AND claimed_by = :worker AND state NOT IN {_TERMINAL} RETURNING id",
+            f"AND claimed_by = :worker AND state NOT IN {TERMINAL_SQL} RETURNING id",
             params,
         )
         return [r["id"] for r in rows]
@@ -379,22 +333,22 @@ class SqliteJobs:
     async def expired_claims(self, tx: Tx, now: float, limit: int = 100) -> list[JobRecord]:
         rows = await sqlite_tx(tx).fetchall(
             f"SELECT {JOB_COLS} FROM jobs WHERE claimed_by IS NOT NULL "
-            f"AND state NOT IN {_TERMINAL} AND lease_until < ? ORDER BY lease_until LIMIT ?",
+            f"AND state NOT IN {TERMINAL_SQL} AND lease_until < ? ORDER BY lease_until LIMIT ?",
             (now, limit),
         )
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def take_over(
         self, tx: Tx, job_id: str, worker_id: str, *, now: float, lease_until: float
     ) -> JobRecord | None:
         row = await sqlite_tx(tx, write=True).fetchone(
             "UPDATE jobs SET claimed_by = :worker, claimed_at = :now, lease_until = :lease "
-            f"WHERE id = :id AND state NOT IN {_TERMINAL} "
+            f"WHERE id = :id AND state NOT IN {TERMINAL_SQL} "
             "AND (claimed_by IS NULL OR lease_until < :now) "
             f"RETURNING {JOB_COLS}",
             {"worker": worker_id, "now": now, "lease": lease_until, "id": job_id},
         )
-        return None if row is None else _job(row)
+        return None if row is None else job_from_row(row)
 
     async def queued(
         self, tx: Tx, queues: Sequence[str] | None = None, limit: int = 500
@@ -408,19 +362,15 @@ class SqliteJobs:
             params.update(q_params)
             where += f" AND j.queue IN {q_sql}"
         rows = await sqlite_tx(tx).fetchall(
-            f"SELECT {', '.join('j.' + c.strip() for c in JOB_COLS.split(','))} FROM jobs j "
-            f"WHERE {where} "
-            "ORDER BY (SELECT COUNT(*) FROM jobs r WHERE r.account_id = j.account_id"
-            f"          AND r.claimed_by IS NOT NULL AND r.state IN {_CLAIMED}),"
-            "         j.created_at, j.id LIMIT :limit",
+            f"SELECT {JOB_COLS_J} FROM jobs j WHERE {where} {FAIR_ORDER} LIMIT :limit",
             params,
         )
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def in_flight(self, tx: Tx, now: float) -> int:
         row = await sqlite_tx(tx).fetchone(
             "SELECT COUNT(*) FROM jobs WHERE claimed_by IS NOT NULL "
-            f"AND state IN {_CLAIMED} AND lease_until >= ?",
+            f"AND state IN {CLAIMED_SQL} AND lease_until >= ?",
             (now,),
         )
         return int(row[0]) if row else 0

@@ -5,24 +5,9 @@ Every process on the database file claims under the same row (see
 
 from __future__ import annotations
 
-import sqlite3
-
 from storage.interfaces import Limit, Tx
+from storage.rows import LIMIT_COLS, limit_from_row
 from storage.sqlite.tx import Clock, sqlite_tx
-
-_COLS = "name, value, ceiling, not_before, cut_at"
-
-
-def _limit(row: sqlite3.Row | None) -> Limit | None:
-    if row is None:
-        return None
-    return Limit(
-        name=row["name"],
-        value=int(row["value"]),
-        ceiling=int(row["ceiling"]),
-        not_before=float(row["not_before"]),
-        cut_at=float(row["cut_at"]),
-    )
 
 
 class SqliteLimits:
@@ -38,26 +23,26 @@ class SqliteLimits:
             "INSERT INTO limits (name, value, ceiling, updated_at) VALUES (:n, :v, :c, :now) "
             "ON CONFLICT (name) DO UPDATE SET ceiling = :c, value = MIN(value, :c), "
             "updated_at = :now "
-            f"RETURNING {_COLS}",
+            f"RETURNING {LIMIT_COLS}",
             {"n": name, "v": initial, "c": ceiling, "now": self._clock()},
         )
-        limit = _limit(row)
+        limit = limit_from_row(row)
         assert limit is not None
         return limit
 
     async def get(self, tx: Tx, name: str) -> Limit | None:
-        return _limit(
-            await sqlite_tx(tx).fetchone(f"SELECT {_COLS} FROM limits WHERE name = ?", (name,))
+        return limit_from_row(
+            await sqlite_tx(tx).fetchone(f"SELECT {LIMIT_COLS} FROM limits WHERE name = ?", (name,))
         )
 
     async def grow(self, tx: Tx, name: str, step: int = 1) -> Limit | None:
         t = sqlite_tx(tx, write=True)
         row = await t.fetchone(
             "UPDATE limits SET value = MIN(ceiling, value + :step), updated_at = :now "
-            f"WHERE name = :n AND value < ceiling RETURNING {_COLS}",
+            f"WHERE name = :n AND value < ceiling RETURNING {LIMIT_COLS}",
             {"n": name, "step": max(1, step), "now": self._clock()},
         )
-        return _limit(row) or await self.get(t, name)
+        return limit_from_row(row) or await self.get(t, name)
 
     async def cut(
         self, tx: Tx, name: str, *, now: float, not_before: float = 0.0, window: float = 1.0
@@ -67,7 +52,7 @@ class SqliteLimits:
             "value = CASE WHEN cut_at <= :now - :window THEN MAX(1, value / 2) ELSE value END, "
             "cut_at = CASE WHEN cut_at <= :now - :window THEN :now ELSE cut_at END, "
             "not_before = MAX(not_before, :nb), updated_at = :now "
-            f"WHERE name = :n RETURNING {_COLS}",
+            f"WHERE name = :n RETURNING {LIMIT_COLS}",
             {"n": name, "now": now, "window": window, "nb": not_before},
         )
-        return _limit(row)
+        return limit_from_row(row)
