@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from core.errors import InvalidRequest, VendorUnavailable
 from core.types import GeneratedImage, SourceImage
 
-# Formats every vendor in VENDORS.md accepts as an edit source.
+# Formats every vendor in docs/vendors.md accepts as an edit source.
 INPUT_FORMATS = ("PNG", "JPEG", "WEBP")
 _OUTPUT_FORMATS = ("PNG", "JPEG", "WEBP")
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}

@@ -17,7 +17,7 @@ row locks instead of SQLite's database-wide write lock:
   that would abort the caller's transaction.
 
 Row mapping and the replay comparisons are shared with the SQLite ledger
-(``storage.sqlite.ledger_sql``) so both backends report identical values.
+(``storage.ledger_rows``) so both backends report identical values.
 """
 
 from __future__ import annotations
@@ -44,20 +44,20 @@ from storage.interfaces import (
     Transfer,
     Tx,
 )
-from storage.postgres.store import Clock, PgTx, pg_tx
-from storage.sqlite.ledger_sql import (
+from storage.ledger_rows import (
     ACCOUNT_COLS,
     HOLD_COLS,
     TRANSFER_COLS,
-    _account,
-    _check_int,
-    _existing_resolution,
-    _hold,
-    _replayed,
-    _system_key,
-    _transfer,
+    account_from_row,
+    check_int,
+    existing_resolution,
+    hold_from_row,
     normalize_username,
+    replayed_transfer,
+    system_key,
+    transfer_from_row,
 )
+from storage.postgres.store import Clock, PgTx, pg_tx
 
 SQL_ACCOUNT_BY_ID: Final = f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1"
 SQL_LOCK_ACCOUNTS: Final = (
@@ -90,7 +90,7 @@ class PgLedger:
     # ----------------------------------------------------------------- accounts
 
     async def _system_id(self, t: PgTx, name: str) -> int:
-        key = _system_key(name)
+        key = system_key(name)
         cached = self._system_ids.get(key)
         if cached is not None:
             return cached
@@ -115,12 +115,12 @@ class PgLedger:
         row = await t.fetchrow(SQL_ACCOUNT_BY_ID, account_id)
         if row is None:
             raise AccountNotFound(f"no account with id {account_id}")
-        return _account(row)
+        return account_from_row(row)
 
     async def _lock(self, t: PgTx, *ids: int) -> dict[int, Account]:
         """Lock the accounts ``ids`` (ascending id order); the ones that exist."""
         rows = await t.fetch(SQL_LOCK_ACCOUNTS, sorted(set(ids)))
-        return {int(r["id"]): _account(r) for r in rows}
+        return {int(r["id"]): account_from_row(r) for r in rows}
 
     async def find_account(self, tx: Tx, platform: str, external_id: str) -> Account | None:
         row = await pg_tx(tx).fetchrow(
@@ -128,7 +128,7 @@ class PgLedger:
             platform,
             str(external_id),
         )
-        return None if row is None else _account(row)
+        return None if row is None else account_from_row(row)
 
     async def find_by_username(self, tx: Tx, platform: str, username: str) -> Account | None:
         t = pg_tx(tx)
@@ -144,7 +144,7 @@ class PgLedger:
             platform,
             name,
         )
-        return None if row is None else _account(row)
+        return None if row is None else account_from_row(row)
 
     async def _claim_username(
         self, t: PgTx, account_id: int, platform: str, name: str, now: float
@@ -173,7 +173,7 @@ class PgLedger:
         external_id = str(external_id)
         if not platform or platform == "system":
             raise StorageError(f"invalid platform {platform!r} for a user account")
-        _check_int("welcome_grant", welcome_grant)
+        check_int("welcome_grant", welcome_grant)
         if welcome_grant < 0:
             raise InvalidAmount("welcome_grant must be >= 0")
         name = normalize_username(username)
@@ -205,12 +205,12 @@ class PgLedger:
         changed = False
         if created is not None:
             welcomed = False
-            account = _account(created)
+            account = account_from_row(created)
             if name is not None:
                 await self._claim_username(t, account.id, platform, name, now)
         else:
             welcomed = bool(row["welcomed"])
-            account = _account(row)
+            account = account_from_row(row)
             if name is not None and name != account.username:
                 await self._claim_username(t, account.id, platform, name, now)
                 await t.execute(
@@ -224,7 +224,7 @@ class PgLedger:
             # Idempotent by id: a user gets exactly one welcome grant ever, even if
             # the configured amount changes later.
             welcome = await self._system_id(t, SYSTEM_WELCOME)
-            await self._transfer(
+            await self.transfer_from_row(
                 t,
                 {
                     "transfer_id": welcome_id,
@@ -252,7 +252,7 @@ class PgLedger:
 
     async def get_transfer(self, tx: Tx, transfer_id: str) -> Transfer | None:
         row = await pg_tx(tx).fetchrow(SQL_TRANSFER_BY_ID, transfer_id)
-        return None if row is None else _transfer(row)
+        return None if row is None else transfer_from_row(row)
 
     async def transfer(
         self,
@@ -271,7 +271,7 @@ class PgLedger:
         """Post ``amount`` from debit to credit immediately (see
         ``SqliteLedger.transfer`` for the replay and overdraft rules)."""
         t = pg_tx(tx, write=True)
-        _check_int("amount", amount)
+        check_int("amount", amount)
         if not transfer_id:
             raise StorageError("transfer_id is required")
         if not kind:
@@ -280,7 +280,7 @@ class PgLedger:
             raise InvalidAmount(f"transfer amount must be > 0, got {amount}")
         if debit_account_id == credit_account_id:
             raise InvalidAmount("debit and credit accounts must differ")
-        return await self._transfer(
+        return await self.transfer_from_row(
             t,
             {
                 "transfer_id": transfer_id,
@@ -296,11 +296,11 @@ class PgLedger:
             },
         )
 
-    async def _transfer(self, t: PgTx, p: dict[str, Any]) -> Transfer:
+    async def transfer_from_row(self, t: PgTx, p: dict[str, Any]) -> Transfer:
         locked = await self._lock(t, p["debit"], p["credit"])
         existing = await t.fetchrow(SQL_TRANSFER_BY_ID, p["transfer_id"])
         if existing is not None:
-            return _replayed(_transfer(existing), p)
+            return replayed_transfer(transfer_from_row(existing), p)
         if p["credit"] not in locked:
             raise AccountNotFound(f"no account with id {p['credit']}")
         debit = locked.get(p["debit"])
@@ -313,7 +313,7 @@ class PgLedger:
             # Inserted by a concurrent transaction that committed after our check.
             again = await t.fetchrow(SQL_TRANSFER_BY_ID, p["transfer_id"])
             assert again is not None
-            return _replayed(_transfer(again), p)
+            return replayed_transfer(transfer_from_row(again), p)
         await t.execute(SQL_MOVE, p["debit"], p["credit"], p["amount"], p["now"])
         return Transfer(
             seq=int(seq),
@@ -351,13 +351,13 @@ class PgLedger:
         """Bring a user's posted balance to ``target`` with a correcting transfer
         against ``system:topup`` (rows are never edited).  None if already there."""
         t = pg_tx(tx, write=True)
-        _check_int("target", target)
+        check_int("target", target)
         topup = await self._system_id(t, SYSTEM_TOPUP)
         # Lock first: the correction is computed from the balance it corrects.
         locked = await self._lock(t, topup, account_id)
         existing = await t.fetchrow(SQL_TRANSFER_BY_ID, transfer_id)
         if existing is not None:
-            tr = _transfer(existing)
+            tr = transfer_from_row(existing)
             if {tr.debit_account_id, tr.credit_account_id} != {account_id, topup}:
                 raise IdempotencyConflict(
                     f"transfer id {transfer_id!r} already used for a different transfer"
@@ -395,7 +395,7 @@ class PgLedger:
         expires_at: float | None = None,
     ) -> Hold:
         t = pg_tx(tx, write=True)
-        _check_int("amount", amount)
+        check_int("amount", amount)
         if not hold_id:
             raise StorageError("hold_id is required")
         if amount <= 0:
@@ -404,7 +404,7 @@ class PgLedger:
         acct = (await self._lock(t, account_id)).get(account_id)
         existing = await t.fetchrow(SQL_HOLD_BY_ID, hold_id)
         if existing is not None:
-            return self._replayed_hold(_hold(existing), account_id, amount, job_id)
+            return self._replayed_hold(hold_from_row(existing), account_id, amount, job_id)
         if acct is None:
             raise AccountNotFound(f"no account with id {account_id}")
         if acct.is_system:
@@ -425,7 +425,7 @@ class PgLedger:
             # A concurrent reserve of the same id on another account won the race.
             again = await t.fetchrow(SQL_HOLD_BY_ID, hold_id)
             assert again is not None
-            return self._replayed_hold(_hold(again), account_id, amount, job_id)
+            return self._replayed_hold(hold_from_row(again), account_id, amount, job_id)
         await t.execute(
             "UPDATE accounts SET pending = pending + $1, updated_at = $2 WHERE id = $3",
             amount,
@@ -459,14 +459,14 @@ class PgLedger:
         row = await t.fetchrow(f"{SQL_HOLD_BY_ID} FOR UPDATE", hold_id)
         if row is None:
             raise HoldNotFound(f"no hold with id {hold_id!r}")
-        return _hold(row)
+        return hold_from_row(row)
 
     async def post(
         self, tx: Tx, hold_id: str, amount: int, *, transfer_id: str | None = None
     ) -> Resolution:
         """Charge ``amount`` (0..held) to ``system:revenue`` and release the rest."""
         t = pg_tx(tx, write=True)
-        _check_int("amount", amount)
+        check_int("amount", amount)
         if amount < 0:
             raise InvalidAmount(f"post amount must be >= 0, got {amount}")
         revenue = await self._system_id(t, SYSTEM_REVENUE)
@@ -474,7 +474,7 @@ class PgLedger:
         now = self._clock()
         hold = await self._lock_hold(t, hold_id)
         if hold.status != "pending":
-            return _existing_resolution(hold)
+            return existing_resolution(hold)
         if amount > hold.amount:
             raise InvalidAmount(f"cannot post {amount}: hold {hold.id!r} is {hold.amount}")
         if amount > 0 and await t.fetchval(
@@ -546,7 +546,7 @@ class PgLedger:
         now = self._clock()
         hold = await self._lock_hold(t, hold_id)
         if hold.status != "pending":
-            return _existing_resolution(hold)
+            return existing_resolution(hold)
         await t.execute(
             "UPDATE holds SET status = $1, resolved_at = $2, reason = $3 WHERE id = $4",
             status,
@@ -576,13 +576,13 @@ class PgLedger:
 
     async def get_hold(self, tx: Tx, hold_id: str) -> Hold | None:
         row = await pg_tx(tx).fetchrow(SQL_HOLD_BY_ID, hold_id)
-        return None if row is None else _hold(row)
+        return None if row is None else hold_from_row(row)
 
     async def open_holds(self, tx: Tx) -> list[Hold]:
         rows = await pg_tx(tx).fetch(
             f"SELECT {HOLD_COLS} FROM holds WHERE status = 'pending' ORDER BY created_at, id"
         )
-        return [_hold(r) for r in rows]
+        return [hold_from_row(r) for r in rows]
 
     async def expired_holds(self, tx: Tx, now: float) -> list[Hold]:
         rows = await pg_tx(tx).fetch(
@@ -590,13 +590,13 @@ class PgLedger:
             "AND expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at, id",
             now,
         )
-        return [_hold(r) for r in rows]
+        return [hold_from_row(r) for r in rows]
 
     async def holds_for_job(self, tx: Tx, job_id: str) -> list[Hold]:
         rows = await pg_tx(tx).fetch(
             f"SELECT {HOLD_COLS} FROM holds WHERE job_id = $1 ORDER BY created_at, id", job_id
         )
-        return [_hold(r) for r in rows]
+        return [hold_from_row(r) for r in rows]
 
     # ----------------------------------------------------------------- reporting
 
@@ -608,7 +608,7 @@ class PgLedger:
             account_id,
             limit,
         )
-        return [_transfer(r) for r in rows]
+        return [transfer_from_row(r) for r in rows]
 
     async def check_invariants(self, tx: Tx) -> list[str]:
         t = pg_tx(tx)

@@ -44,24 +44,26 @@ from storage.interfaces import (
     Transfer,
     Tx,
 )
-from storage.sqlite.ledger_sql import (
+from storage.ledger_rows import (
     ACCOUNT_COLS,
     HOLD_COLS,
+    TRANSFER_COLS,
+    account_from_row,
+    check_int,
+    hold_from_row,
+    normalize_username,
+    system_key,
+    transfer_from_row,
+)
+from storage.sqlite.ledger_sql import (
     SQL_ACCOUNT_BY_ID,
     SQL_HOLD_BY_ID,
     SQL_TRANSFER_BY_ID,
-    TRANSFER_COLS,
-    _account,
-    _check_int,
     _get_or_create_op,
-    _hold,
     _post_op,
     _release_op,
     _reserve_op,
-    _system_key,
-    _transfer,
     _transfer_op,
-    normalize_username,
 )
 from storage.sqlite.tx import Clock, SqliteTx, sqlite_tx
 
@@ -79,7 +81,7 @@ class SqliteLedger:
     # ----------------------------------------------------------------- accounts
 
     async def _system_id(self, t: SqliteTx, name: str) -> int:
-        key = _system_key(name)
+        key = system_key(name)
         cached = self._system_ids.get(key)
         if cached is not None:
             return cached
@@ -104,7 +106,7 @@ class SqliteLedger:
         row = await t.fetchone(SQL_ACCOUNT_BY_ID, (account_id,))
         if row is None:
             raise AccountNotFound(f"no account with id {account_id}")
-        return _account(row)
+        return account_from_row(row)
 
     async def find_account(self, tx: Tx, platform: str, external_id: str) -> Account | None:
         t = sqlite_tx(tx)
@@ -112,7 +114,7 @@ class SqliteLedger:
             f"SELECT {ACCOUNT_COLS} FROM accounts WHERE platform = ? AND external_id = ?",
             (platform, str(external_id)),
         )
-        return None if row is None else _account(row)
+        return None if row is None else account_from_row(row)
 
     async def find_by_username(self, tx: Tx, platform: str, username: str) -> Account | None:
         t = sqlite_tx(tx)
@@ -126,7 +128,7 @@ class SqliteLedger:
             "AND kind = 'user' ORDER BY updated_at DESC LIMIT 1",
             (platform, name),
         )
-        return None if row is None else _account(row)
+        return None if row is None else account_from_row(row)
 
     async def get_or_create_account(
         self,
@@ -141,7 +143,7 @@ class SqliteLedger:
         external_id = str(external_id)
         if not platform or platform == "system":
             raise StorageError(f"invalid platform {platform!r} for a user account")
-        _check_int("welcome_grant", welcome_grant)
+        check_int("welcome_grant", welcome_grant)
         if welcome_grant < 0:
             raise InvalidAmount("welcome_grant must be >= 0")
         name = normalize_username(username)
@@ -175,7 +177,7 @@ class SqliteLedger:
     async def get_transfer(self, tx: Tx, transfer_id: str) -> Transfer | None:
         t = sqlite_tx(tx)
         row = await t.fetchone(SQL_TRANSFER_BY_ID, (transfer_id,))
-        return None if row is None else _transfer(row)
+        return None if row is None else transfer_from_row(row)
 
     async def transfer(
         self,
@@ -201,7 +203,7 @@ class SqliteLedger:
         available — that invariant is also a CHECK constraint in the schema.
         """
         t = sqlite_tx(tx, write=True)
-        _check_int("amount", amount)
+        check_int("amount", amount)
         if not transfer_id:
             raise StorageError("transfer_id is required")
         if not kind:
@@ -230,11 +232,11 @@ class SqliteLedger:
         """Bring a user's posted balance to ``target`` with a correcting transfer
         against ``system:topup`` (rows are never edited).  None if already there."""
         t = sqlite_tx(tx, write=True)
-        _check_int("target", target)
+        check_int("target", target)
         topup = await self._system_id(t, SYSTEM_TOPUP)
         existing = await t.fetchone(SQL_TRANSFER_BY_ID, (transfer_id,))
         if existing is not None:
-            tr = _transfer(existing)
+            tr = transfer_from_row(existing)
             if {tr.debit_account_id, tr.credit_account_id} != {account_id, topup}:
                 raise IdempotencyConflict(
                     f"transfer id {transfer_id!r} already used for a different transfer"
@@ -270,7 +272,7 @@ class SqliteLedger:
         expires_at: float | None = None,
     ) -> Hold:
         t = sqlite_tx(tx, write=True)
-        _check_int("amount", amount)
+        check_int("amount", amount)
         if not hold_id:
             raise StorageError("hold_id is required")
         if amount <= 0:
@@ -290,7 +292,7 @@ class SqliteLedger:
     ) -> Resolution:
         """Charge ``amount`` (0..held) to ``system:revenue`` and release the rest."""
         t = sqlite_tx(tx, write=True)
-        _check_int("amount", amount)
+        check_int("amount", amount)
         if amount < 0:
             raise InvalidAmount(f"post amount must be >= 0, got {amount}")
         revenue = self._system_ids.get(SYSTEM_REVENUE)
@@ -325,13 +327,13 @@ class SqliteLedger:
 
     async def get_hold(self, tx: Tx, hold_id: str) -> Hold | None:
         row = await sqlite_tx(tx).fetchone(SQL_HOLD_BY_ID, (hold_id,))
-        return None if row is None else _hold(row)
+        return None if row is None else hold_from_row(row)
 
     async def open_holds(self, tx: Tx) -> list[Hold]:
         rows = await sqlite_tx(tx).fetchall(
             f"SELECT {HOLD_COLS} FROM holds WHERE status = 'pending' ORDER BY created_at, id"
         )
-        return [_hold(r) for r in rows]
+        return [hold_from_row(r) for r in rows]
 
     async def expired_holds(self, tx: Tx, now: float) -> list[Hold]:
         rows = await sqlite_tx(tx).fetchall(
@@ -339,13 +341,13 @@ class SqliteLedger:
             "AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at, id",
             (now,),
         )
-        return [_hold(r) for r in rows]
+        return [hold_from_row(r) for r in rows]
 
     async def holds_for_job(self, tx: Tx, job_id: str) -> list[Hold]:
         rows = await sqlite_tx(tx).fetchall(
             f"SELECT {HOLD_COLS} FROM holds WHERE job_id = ? ORDER BY created_at, id", (job_id,)
         )
-        return [_hold(r) for r in rows]
+        return [hold_from_row(r) for r in rows]
 
     # ----------------------------------------------------------------- reporting
 
@@ -356,7 +358,7 @@ class SqliteLedger:
             "ORDER BY seq DESC LIMIT :limit",
             {"id": account_id, "limit": limit},
         )
-        return [_transfer(r) for r in rows]
+        return [transfer_from_row(r) for r in rows]
 
     async def check_invariants(self, tx: Tx) -> list[str]:
         t = sqlite_tx(tx)

@@ -1,4 +1,5 @@
-"""The ledger's SQL, row mapping and write operations.
+"""The ledger's SQLite statements and write operations (row mapping and the checks
+both backends share are in ``storage.ledger_rows``).
 
 Each write operation is one synchronous function that runs on the connection's
 thread in a single hop (``SqliteTx.call``). Statement texts are module constants
@@ -20,27 +21,23 @@ from storage.errors import (
     StorageError,
 )
 from storage.interfaces import (
-    MAX_AMOUNT,
-    SYSTEM_ACCOUNTS,
     Account,
     Hold,
     Resolution,
     Transfer,
 )
+from storage.ledger_rows import (
+    ACCOUNT_COLS,
+    HOLD_COLS,
+    TRANSFER_COLS,
+    account_from_row,
+    existing_resolution,
+    hold_from_row,
+    replayed_transfer,
+    transfer_from_row,
+)
 
 # --------------------------------------------------------------------------- SQL
-
-ACCOUNT_COLS: Final = (
-    "id, kind, platform, external_id, username, balance, pending, created_at, updated_at"
-)
-TRANSFER_COLS: Final = (
-    "seq, transfer_id, debit_account_id, credit_account_id, amount, kind, actor, reason, "
-    "job_id, hold_id, created_at"
-)
-HOLD_COLS: Final = (
-    "id, account_id, amount, status, job_id, expires_at, created_at, resolved_at, charged, "
-    "transfer_id, reason"
-)
 
 SQL_ACCOUNT_BY_ID: Final = f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?"
 SQL_ACCOUNT_BY_EXT: Final = (
@@ -123,116 +120,10 @@ SQL_HOLD_DIAG: Final = (
 SQL_TRANSFER_BY_ID: Final = f"SELECT {TRANSFER_COLS} FROM transfers WHERE transfer_id = ?"
 
 
-# --------------------------------------------------------------------------- row mapping
-
-
-def _account(row: sqlite3.Row) -> Account:
-    return Account(
-        id=int(row["id"]),
-        kind=row["kind"],
-        platform=row["platform"],
-        external_id=row["external_id"],
-        username=row["username"],
-        balance=int(row["balance"]),
-        pending=int(row["pending"]),
-        created_at=float(row["created_at"]),
-        updated_at=float(row["updated_at"]),
-    )
-
-
-def _transfer(row: sqlite3.Row) -> Transfer:
-    return Transfer(
-        seq=int(row["seq"]),
-        transfer_id=row["transfer_id"],
-        debit_account_id=int(row["debit_account_id"]),
-        credit_account_id=int(row["credit_account_id"]),
-        amount=int(row["amount"]),
-        kind=row["kind"],
-        actor=row["actor"],
-        reason=row["reason"],
-        job_id=row["job_id"],
-        hold_id=row["hold_id"],
-        created_at=float(row["created_at"]),
-    )
-
-
-def _hold(row: sqlite3.Row) -> Hold:
-    return Hold(
-        id=row["id"],
-        account_id=int(row["account_id"]),
-        amount=int(row["amount"]),
-        status=row["status"],
-        job_id=row["job_id"],
-        expires_at=None if row["expires_at"] is None else float(row["expires_at"]),
-        created_at=float(row["created_at"]),
-        resolved_at=None if row["resolved_at"] is None else float(row["resolved_at"]),
-        charged=int(row["charged"]),
-        transfer_id=row["transfer_id"],
-        reason=row["reason"],
-    )
-
-
-def _existing_resolution(hold: Hold) -> Resolution:
-    assert hold.status != "pending" and hold.resolved_at is not None
-    return Resolution(
-        hold_id=hold.id,
-        account_id=hold.account_id,
-        status=hold.status,
-        held=hold.amount,
-        charged=hold.charged,
-        released=hold.amount - hold.charged,
-        transfer_id=hold.transfer_id,
-        reason=hold.reason,
-        resolved_at=hold.resolved_at,
-        already=True,
-    )
-
-
-def _check_int(name: str, value: object) -> int:
-    # bool is an int subclass; True credits is always a bug.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidAmount(f"{name} must be an int, got {type(value).__name__}")
-    if abs(value) > MAX_AMOUNT:
-        # Far above any real balance; what keeps sums inside SQLite's 64-bit integers.
-        raise InvalidAmount(f"{name} must be at most {MAX_AMOUNT:,}, got {value:,}")
-    return value
-
-
-def _system_key(name: str) -> str:
-    key = name if name.startswith("system:") else f"system:{name}"
-    if key not in SYSTEM_ACCOUNTS:
-        raise AccountNotFound(f"unknown system account {name!r}; known: {SYSTEM_ACCOUNTS}")
-    return key
-
-
-def normalize_username(username: str | None) -> str | None:
-    if username is None:
-        return None
-    u = username.strip().lstrip("@").strip()
-    return u or None
-
-
 # --------------------------------------------------------------------------- operations
 # Each ledger write is one synchronous function run on the connection thread in a
 # single hop (see SqliteTx.call).  All domain checks that can fail come before the
 # first write, so a raised domain error leaves the transaction untouched.
-
-
-def _replayed(existing: Transfer, p: dict[str, Any]) -> Transfer:
-    same = (
-        existing.debit_account_id == p["debit"]
-        and existing.credit_account_id == p["credit"]
-        and existing.amount == p["amount"]
-        and existing.kind == p["kind"]
-        and existing.job_id == p["job_id"]
-    )
-    if not same:
-        raise IdempotencyConflict(
-            f"transfer id {existing.transfer_id!r} already used for a different transfer "
-            f"({existing.kind} {existing.amount} from #{existing.debit_account_id} "
-            f"to #{existing.credit_account_id})"
-        )
-    return existing
 
 
 def _transfer_op(con: sqlite3.Connection, p: dict[str, Any]) -> Transfer:
@@ -241,16 +132,16 @@ def _transfer_op(con: sqlite3.Connection, p: dict[str, Any]) -> Transfer:
     if con.execute("SELECT 1 FROM accounts WHERE id = ?", (p["credit"],)).fetchone() is None:
         existing = con.execute(SQL_TRANSFER_BY_ID, (p["transfer_id"],)).fetchone()
         if existing is not None:
-            return _replayed(_transfer(existing), p)
+            return replayed_transfer(transfer_from_row(existing), p)
         raise AccountNotFound(f"no account with id {p['credit']}")
     if con.execute(SQL_DEBIT, p).fetchone() is None:
         existing = con.execute(SQL_TRANSFER_BY_ID, (p["transfer_id"],)).fetchone()
         if existing is not None:
-            return _replayed(_transfer(existing), p)
+            return replayed_transfer(transfer_from_row(existing), p)
         acct = con.execute(SQL_ACCOUNT_BY_ID, (p["debit"],)).fetchone()
         if acct is None:
             raise AccountNotFound(f"no account with id {p['debit']}")
-        raise InsufficientFunds(available=_account(acct).available, needed=p["amount"])
+        raise InsufficientFunds(available=account_from_row(acct).available, needed=p["amount"])
     con.execute(SQL_CREDIT, p).fetchall()
     seq = con.execute(SQL_INSERT_TRANSFER, p).fetchone()[0]
     return Transfer(
@@ -296,7 +187,7 @@ def _get_or_create_op(
     changed = False
     if row is None:
         welcomed = False
-        account = _account(
+        account = account_from_row(
             con.execute(
                 SQL_INSERT_USER,
                 {"platform": platform, "external_id": external_id, "username": name, "now": now},
@@ -306,7 +197,7 @@ def _get_or_create_op(
             _claim_username(con, account.id, platform, name, now)
     else:
         welcomed = bool(row["welcomed"])
-        account = _account(row)
+        account = account_from_row(row)
         if name is not None and name != account.username:
             _claim_username(con, account.id, platform, name, now)
             con.execute(
@@ -320,7 +211,7 @@ def _get_or_create_op(
         _transfer_op(con, {**grant, "credit": account.id, "now": now})
         changed = True
     if changed:
-        account = _account(con.execute(SQL_ACCOUNT_BY_ID, (account.id,)).fetchone())
+        account = account_from_row(con.execute(SQL_ACCOUNT_BY_ID, (account.id,)).fetchone())
     return account
 
 
@@ -328,7 +219,7 @@ def _reserve_op(con: sqlite3.Connection, p: dict[str, Any]) -> Hold:
     if con.execute(SQL_RESERVE, p).fetchone() is None:
         row = con.execute(SQL_HOLD_BY_ID, (p["hold_id"],)).fetchone()
         if row is not None:
-            hold = _hold(row)
+            hold = hold_from_row(row)
             if (hold.account_id, hold.amount, hold.job_id) != (
                 p["account_id"],
                 p["amount"],
@@ -342,7 +233,7 @@ def _reserve_op(con: sqlite3.Connection, p: dict[str, Any]) -> Hold:
         acct = con.execute(SQL_ACCOUNT_BY_ID, (p["account_id"],)).fetchone()
         if acct is None:
             raise AccountNotFound(f"no account with id {p['account_id']}")
-        a = _account(acct)
+        a = account_from_row(acct)
         if a.is_system:
             raise StorageError("holds can only be placed on user accounts")
         raise InsufficientFunds(available=a.available, needed=p["amount"])
@@ -369,9 +260,9 @@ def _post_op(con: sqlite3.Connection, p: dict[str, Any]) -> Resolution:
         diag = con.execute(SQL_HOLD_DIAG, p).fetchone()
         if diag is None:
             raise HoldNotFound(f"no hold with id {p['hold_id']!r}")
-        hold = _hold(diag)
+        hold = hold_from_row(diag)
         if hold.status != "pending":
-            return _existing_resolution(hold)
+            return existing_resolution(hold)
         if amount > hold.amount:
             raise InvalidAmount(f"cannot post {amount}: hold {hold.id!r} is {hold.amount}")
         if amount > 0 and diag["tid_used"]:
@@ -410,7 +301,7 @@ def _release_op(con: sqlite3.Connection, p: dict[str, Any]) -> Resolution:
         existing = con.execute(SQL_HOLD_BY_ID, (p["hold_id"],)).fetchone()
         if existing is None:
             raise HoldNotFound(f"no hold with id {p['hold_id']!r}")
-        return _existing_resolution(_hold(existing))
+        return existing_resolution(hold_from_row(existing))
     account_id, held = int(row[0]), int(row[1])
     p.update(account_id=account_id, held=held)
     con.execute(SQL_RELEASE_ACCOUNT, p)
