@@ -22,7 +22,7 @@ from core.ports import ChatRef, Frontend, UserRef
 from core.pricing import quote
 from core.results import JobReceipt, PriceInfo, Profile, Submitted
 from core.settings import Settings
-from core.sources import STORED, SourceRef
+from core.sources import STORED, SourceRef, stored_mask_key, stored_source_key
 from core.sweeper import Sweeper, SweepReport
 from core.throttle import Throttle
 from core.types import (
@@ -341,12 +341,12 @@ class Imagine:
         job = await self._own_job(user, job_id)
         request = load_request(job.params)
         refs = tuple(
-            r if r.kind == STORED else SourceRef(STORED, f"jobs/{job_id}/source-{i}")
+            r if r.kind == STORED else SourceRef(STORED, stored_source_key(job_id, i))
             for i, r in enumerate(request.refs)
         )
         mask = request.mask_ref
         if mask is not None and mask.kind != STORED:
-            mask = SourceRef(STORED, f"jobs/{job_id}/mask")
+            mask = SourceRef(STORED, stored_mask_key(job_id))
         for ref in (*refs, *([mask] if mask else [])):
             await self._still_kept(ref.ref)
         return replace(request, refs=refs, mask_ref=mask, user_tag=user.key)

@@ -89,6 +89,12 @@ class JobContext:
     locale: str
 
 
+def charge_for(cost: int, delivered: int, total: int) -> int:
+    """What the user pays when ``delivered`` of ``total`` images reached them: the
+    part of ``cost`` they got, rounded down (never more than they received)."""
+    return cost if delivered >= total else cost * delivered // max(1, total)
+
+
 def balance_after_charge(available: int, hold: int, cost: int) -> int:
     """The balance a caption shows once the job's outstanding ``hold`` is settled at
     ``cost``: until then the hold is counted out of ``available``."""
@@ -513,7 +519,7 @@ class JobService:
             # Not GeneratorExit: a coroutine being closed must not await anything.
             await self._undelivered(job_id, ctx, err, cost, owner)
             return None
-        charge = cost if delivered >= len(images) else cost * delivered // len(images)
+        charge = charge_for(cost, delivered, len(images))
         await self.mark_delivered(job_id, delivered)
         if delivered < len(images) and frontend is not None:
             # The caption announced the full price; say what was really charged.

@@ -36,7 +36,7 @@ from core.drafts import Drafts
 from core.errors import ImagineError
 from core.images import read_outputs
 from core.job_params import JobResult, load_request
-from core.jobs import JobService, balance_after_charge
+from core.jobs import JobService, balance_after_charge, charge_for
 from core.pricing import quote
 from core.types import GeneratedImage
 from core.worker import Worker
@@ -224,8 +224,7 @@ class Sweeper:
         if result.delivered is not None:
             # The user has the images: only the charge is missing. Retried every
             # sweep (the interval is the backoff) and the admins hear of each failure.
-            files = len(result.files) or 1
-            charge = cost if result.delivered >= files else cost * result.delivered // files
+            charge = charge_for(cost, result.delivered, len(result.files) or 1)
             try:
                 await self.jobs.settle(job.id, charge, loss=cost - charge)
             except Exception as exc:
