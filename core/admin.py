@@ -27,6 +27,12 @@ class HistoryEntry:
     kind: str
     amount: int  # signed, from the user's point of view
     note: str
+    job_id: str | None = None
+
+    @property
+    def shows_image(self) -> bool:
+        """A charge is a delivered image: ``/show`` can post it again."""
+        return self.kind == "charge" and bool(self.job_id)
 
     @classmethod
     def of(cls, account_id: int, transfer: Transfer) -> HistoryEntry:
@@ -35,6 +41,7 @@ class HistoryEntry:
             transfer.kind,
             transfer.delta_for(account_id),
             transfer.reason or "",
+            transfer.job_id,
         )
 
     @classmethod
@@ -43,7 +50,7 @@ class HistoryEntry:
         shows it, but the user should see it was not charged."""
         prompt = prompt_of(job.params)
         note = prompt if len(prompt) <= 40 else prompt[:39] + "…"
-        return cls(job.updated_at, "failed", 0, note)
+        return cls(job.updated_at, "failed", 0, note, job.id)
 
 
 @dataclass(frozen=True, slots=True)

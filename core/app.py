@@ -12,16 +12,17 @@ from dataclasses import replace
 
 from core.admin import AccountReport, CreditAdmin, HistoryEntry, JobSummary
 from core.drafts import Drafts
-from core.errors import InvalidRequest
+from core.errors import DeliveryFailed, InvalidRequest
 from core.frontends import Frontends
 from core.job_params import load_request, result_files
 from core.jobs import JobService
 from core.messages import Messages, normalize_locale
 from core.options import Defaults, ParsedPrompt, parse_prompt
-from core.ports import ChatRef, Frontend, UserRef
+from core.ports import ChatRef, Delivery, Frontend, UserRef
 from core.pricing import quote
 from core.results import JobReceipt, PriceInfo, Profile, Submitted
 from core.settings import Settings
+from core.show import Shows
 from core.sources import STORED, SourceRef, stored_mask_key, stored_source_key
 from core.sweeper import Sweeper, SweepReport
 from core.throttle import Throttle
@@ -79,6 +80,7 @@ class Imagine:
         self.text = text
         self.drafts = Drafts(store)
         self.admin = CreditAdmin(store, settings.admin_ids, self._account)
+        self.shows = Shows(store, files, text, self.is_admin, settings.default_locale)
         self.throttle = Throttle(settings.user_actions_per_minute, settings.user_actions_burst)
         # Set by the composition root; frontends call ``app.sweep()`` once registered.
         self.sweeper: Sweeper | None = None
@@ -387,6 +389,21 @@ class Imagine:
         return await self.submit(
             user, await self.variation_request(user, job_id), chat, profile=profile
         )
+
+    async def show(
+        self, actor: UserRef, job_id: str, chat: ChatRef, *, profile: Profile | None = None
+    ) -> Delivery:
+        """Post an earlier result to ``chat`` again, through the platform's own
+        delivery (same caption, same buttons), in the actor's language. ``job_id``:
+        as typed (the short id of ``/history`` or the full one). Free; only the
+        owner's jobs, or anyone's for an admin (see core.show)."""
+        locale = (profile or await self.profile(actor)).locale
+        delivery = await self.shows.delivery(actor, job_id, chat, locale)
+        frontend = self.frontends.get(chat.platform)
+        if frontend is None:
+            raise DeliveryFailed(f"no frontend for {chat.platform}")
+        await frontend.deliver(delivery)
+        return delivery
 
     # --- account ----------------------------------------------------------------
 

@@ -88,6 +88,13 @@ class DeliveryIncomplete(DeliveryFailed):
         self.delivered = delivered
 
 
+class ResultGone(ImagineError):
+    """The job delivered, but its files are past ``FILE_RETENTION_DAYS``: ``/show``
+    has nothing to post."""
+
+    code = "result_gone"
+
+
 class LeaseLost(ImagineError):
     """Another worker took this job over (this one's lease had run out): stop
     without delivering or settling anything."""

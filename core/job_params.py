@@ -134,24 +134,30 @@ class JobChat:
 
 @dataclass(frozen=True, slots=True)
 class JobResult:
-    """The images a job got (file-store keys) and, once posted, how many arrived."""
+    """The images a job got (file-store keys), the balance its caption showed (so
+    ``/show`` posts the same caption again) and, once posted, how many arrived."""
 
     files: tuple[str, ...] = field(default_factory=tuple)
     revised_prompt: str | None = None
     delivered: int | None = None
+    balance_after: int | None = None
 
     def to_json(self) -> str:
         out: dict[str, Any] = {"files": list(self.files), "revised_prompt": self.revised_prompt}
         if self.delivered is not None:
             out["delivered"] = self.delivered
+        if self.balance_after is not None:
+            out["balance_after"] = self.balance_after
         return json.dumps(out, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str | None) -> JobResult:
         data = json.loads(text or "{}")
         delivered = data.get("delivered")
+        balance = data.get("balance_after")
         return cls(
             tuple(str(k) for k in data.get("files") or []),
             data.get("revised_prompt"),
             int(delivered) if delivered is not None else None,
+            int(balance) if balance is not None else None,
         )

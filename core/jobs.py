@@ -441,6 +441,8 @@ class JobService:
                 list(zip(keys, (img.data for img in result.images), strict=True))
             )
             async with self.store.transaction() as tx:
+                balance = await self.store.ledger.balance(tx, job.account_id)
+                balance_after = balance_after_charge(balance.available, job.estimate, cost)
                 moved = await self.store.jobs.transition(
                     tx,
                     job.id,
@@ -449,9 +451,10 @@ class JobService:
                     owner=owner,
                     cost=cost,
                     vendor_ref=result.vendor_ref,
-                    result=JobResult(tuple(keys), result.revised_prompt).to_json(),
+                    result=JobResult(
+                        tuple(keys), result.revised_prompt, balance_after=balance_after
+                    ).to_json(),
                 )
-                balance = await self.store.ledger.balance(tx, job.account_id)
         except Exception as err:
             # The vendor billed these images; we could not even keep them.
             log.error("storing the result of job %s failed", job.id, exc_info=err)
@@ -471,7 +474,7 @@ class JobService:
             request,
             result.images,
             cost,
-            balance_after_charge(balance.available, job.estimate, cost),
+            balance_after,
             result.revised_prompt,
             owner=owner,
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ImagineError, InvalidRequest, TaskFailed, VendorRejected
+from core.job_ids import short_id
 from core.locales import en, zh
 from core.types import Progress
 
@@ -167,8 +168,12 @@ class Messages:
                 note = e.kind
             if e.note:
                 note = f"{note} · {e.note}"
+            if e.job_id:
+                note = f"{note} · {self.t('history.job', locale, job=short_id(e.job_id))}"
             when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.when))
             lines.append(self.t("history.line", locale, when=when, amount=e.amount, note=note))
+        if any(e.shows_image for e in entries):
+            lines.append(self.t("history.show_hint", locale))
         return "\n".join(lines)
 
     def account_report(self, locale: str | None, report: AccountReport, user: str) -> str:
@@ -204,6 +209,7 @@ class Messages:
         file paths on the console); the rest of the wording is shared."""
         key = {"discord": "help.discord", "console": "help.console"}.get(platform, "help")
         parts = [self.t(key, locale)]
+        parts.append(self.t("help.show.discord" if platform == "discord" else "help.show", locale))
         if not (preset.can_generate and preset.generate_model):
             parts.append(self.t("help.generate_unavailable", locale))
         if platform == "telegram":

@@ -143,4 +143,16 @@ MESSAGES: dict[str, str] = {
     "alert.settle_failed": "Recording the charge for job {job} failed ({error}); the user has the images and I keep retrying. Check the database (disk space, locks).",
     "alert.vendor_recovered": "✅ The image vendor answers again; jobs are accepted.",
     "console.saved": "saved {path}",
+    # show
+    "history.job": "#{job}",
+    "history.show_hint": "Post one of these images again: /show <id> (the #id in its line).",
+    "button.show": "🖼 Show #{job}",
+    "help.show": "/show <id> — post one of your earlier images again (ids are in /history).",
+    "help.show.discord": "/show job:<id> — post one of your earlier images again (ids are in /history).",
+    "show.usage": "Which image? Send /show <id> with the id from /history, e.g. /show 1a2b3c4d.",
+    "invalid.show_bad_id": "That is not an image id. The ids are in /history, e.g. /show 1a2b3c4d.",
+    "invalid.show_not_found": "I found no image of yours with the id {job}. /history lists your recent ones.",
+    "invalid.show_ambiguous": "More than one job starts with {job}; give more of its id.",
+    "invalid.show_not_delivered": "Job {job} never delivered an image (it failed or is still running), so there is nothing to show.",
+    "result_gone": "The files of image {job} were removed when they passed the retention period, so I can't post it again.",
 }

@@ -137,4 +137,16 @@ MESSAGES: dict[str, str] = {
     "alert.settle_failed": "任务 {job} 的扣费记录失败（{error}）；用户已收到图片，我会继续重试。请检查数据库（磁盘空间、锁）。",
     "alert.vendor_recovered": "✅ 图像服务商已恢复,重新接单。",
     "console.saved": "已保存 {path}",
+    # show
+    "history.job": "#{job}",
+    "history.show_hint": "再次发送其中的图片：/show <id>（即该行的 #id）。",
+    "button.show": "🖼 查看 #{job}",
+    "help.show": "/show <id> — 重新发送你以前生成的图片（id 见 /history）。",
+    "help.show.discord": "/show job:<id> — 重新发送你以前生成的图片（id 见 /history）。",
+    "show.usage": "要看哪张图？发送 /show <id>，id 见 /history，例如 /show 1a2b3c4d。",
+    "invalid.show_bad_id": "这不是图片 id。id 见 /history，例如 /show 1a2b3c4d。",
+    "invalid.show_not_found": "没有找到你的 id 为 {job} 的图片。/history 列出了你最近的图片。",
+    "invalid.show_ambiguous": "有多个任务以 {job} 开头，请输入更长的 id。",
+    "invalid.show_not_delivered": "任务 {job} 没有生成图片（失败或仍在进行），没有可显示的内容。",
+    "result_gone": "图片 {job} 的文件已超过保存期限被删除，无法再次发送。",
 }

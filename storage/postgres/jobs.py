@@ -217,6 +217,20 @@ class PgJobs:
         )
         return [job_from_row(r) for r in rows]
 
+    async def with_prefix(
+        self, tx: Tx, prefix: str, *, account_id: int | None = None, limit: int = 2
+    ) -> list[JobRecord]:
+        # ``starts_with`` is exact under any collation; the primary key's order is
+        # only a hint here, so the account filter does the narrowing.
+        rows = await pg_tx(tx).fetch(
+            f"SELECT {JOB_COLS} FROM jobs WHERE starts_with(id, $1) "
+            "AND ($2::bigint IS NULL OR account_id = $2) ORDER BY id LIMIT $3",
+            prefix,
+            account_id,
+            limit,
+        )
+        return [job_from_row(r) for r in rows]
+
     async def count_active(self, tx: Tx, account_id: int) -> int:
         n = await pg_tx(tx).fetchval(
             "SELECT COUNT(*) FROM jobs WHERE account_id = $1 AND state = ANY($2::text[])",

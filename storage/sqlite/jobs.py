@@ -218,6 +218,20 @@ class SqliteJobs:
         )
         return [job_from_row(r) for r in rows]
 
+    async def with_prefix(
+        self, tx: Tx, prefix: str, *, account_id: int | None = None, limit: int = 2
+    ) -> list[JobRecord]:
+        # A range on the primary key, not LIKE: the index serves it whatever the
+        # prefix holds; the exact check below keeps only true prefixes.
+        where = "id >= :lo AND id < :hi"
+        if account_id is not None:
+            where += " AND account_id = :account"
+        rows = await sqlite_tx(tx).fetchall(
+            f"SELECT {JOB_COLS} FROM jobs WHERE {where} ORDER BY id LIMIT :limit",
+            {"lo": prefix, "hi": prefix + "\U0010ffff", "account": account_id, "limit": limit},
+        )
+        return [j for j in map(job_from_row, rows) if j.id.startswith(prefix)]
+
     async def count_active(self, tx: Tx, account_id: int) -> int:
         in_sql, params = _in_list("s", ACTIVE_STATES)
         params["account_id"] = account_id
