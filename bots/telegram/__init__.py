@@ -49,7 +49,7 @@ WRITE_TIMEOUT = 120.0
 READ_TIMEOUT = 60.0
 
 _PUBLIC_FILES_KEY = "imagine.public_files"
-_COMMANDS = ("imagine", "edit", "price", "balance", "history", "settings", "help")
+_COMMANDS = ("imagine", "edit", "price", "balance", "history", "show", "settings", "help")
 
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
 

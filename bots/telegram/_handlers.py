@@ -33,7 +33,8 @@ from bots.telegram._public_files import PublicFiles
 from bots.telegram._turns import MESSAGE_MAX, Context, Turn, text_after_command, turn
 from bots.telegram._users import PLATFORM, hint_locale
 from core.app import Imagine
-from core.errors import InvalidRequest
+from core.errors import ImagineError, InvalidRequest
+from core.job_ids import short_id
 from core.options import Defaults
 from core.ports import ChatRef
 from core.results import Submitted
@@ -91,6 +92,7 @@ class Handlers(AdminHandlers):
             "price": self.price,
             "balance": self.balance,
             "history": self.history,
+            "show": self.show,
             "settings": self.settings,
             "topup": self.topup,
             "setcredits": self.setcredits,
@@ -108,7 +110,7 @@ class Handlers(AdminHandlers):
         application.add_handler(
             MessageHandler(filters.TEXT & filters.REPLY & ~filters.COMMAND, self.edit_reply)
         )
-        application.add_handler(CallbackQueryHandler(self.button, pattern=r"^[dsrve]:"))
+        application.add_handler(CallbackQueryHandler(self.button, pattern=r"^[dsrveh]:"))
 
     async def throttle(self, update: Update, context: Context) -> None:
         tg_user = update.effective_user
@@ -209,7 +211,24 @@ class Handlers(AdminHandlers):
     @turn
     async def history(self, turn: Turn, context: Context) -> None:
         entries = await self.app.history(turn.user, limit=10)
-        await self.say(turn, self.app.text.history(turn.locale, entries))
+        shown = list(dict.fromkeys(e.job_id for e in entries if e.shows_image and e.job_id))
+        markup = kb.history_keyboard(
+            shown, lambda job: self.app.text.t("button.show", turn.locale, job=short_id(job))
+        )
+        await self.say(turn, self.app.text.history(turn.locale, entries), markup)
+
+    @turn
+    async def show(self, turn: Turn, context: Context) -> None:
+        """``/show <id>``: an earlier result posted again, with its buttons."""
+        typed = text_after_command(turn.message).strip()
+        if not typed:
+            await self.say(turn, self.app.text.t("show.usage", turn.locale))
+            return
+        reply_to = turn.message.message_id if turn.message else None
+        await self.app.show(turn.user, typed, self._here(turn, reply_to), profile=turn.profile)
+
+    def _here(self, turn: Turn, reply_to: int | None) -> ChatRef:
+        return ChatRef(PLATFORM, {"chat_id": turn.chat_id, "reply_to": reply_to})
 
     @turn
     async def price(self, turn: Turn, context: Context) -> None:
@@ -285,6 +304,8 @@ class Handlers(AdminHandlers):
             await self._settings_press(turn, query, press)
         elif press.kind == "e":
             await query.answer(self.app.text.t("edit.hint", turn.locale), show_alert=True)
+        elif press.kind == "h":
+            await self._show_press(turn, query, press)
         else:
             await self._result_press(turn, query, press)
 
@@ -358,6 +379,20 @@ class Handlers(AdminHandlers):
         await query.answer()
         reply_to = message.message_id if message else None
         await self._submit(turn, request, reply_to=reply_to, status_id=None)
+
+    async def _show_press(self, turn: Turn, query: CallbackQuery, press: kb.Press) -> None:
+        """Show under /history: core checks the presser may see the job; a refusal
+        or a removed result is a short answer on the button."""
+        message = query.message if isinstance(query.message, Message) else None
+        reply_to = message.message_id if message else None
+        try:
+            await self.app.show(
+                turn.user, press.target, self._here(turn, reply_to), profile=turn.profile
+            )
+        except ImagineError as err:
+            await self._alert(query, self.app.text.error(err, turn.locale))
+            return
+        await query.answer()
 
     # --- /settings --------------------------------------------------------------------
 

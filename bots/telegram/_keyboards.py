@@ -3,7 +3,8 @@
 Callback data is short text (Telegram allows 64 bytes) whose state lives in core:
 ``d:<draft>:<field>:<value>`` for the /imagine menu (the draft is stored by
 ``app.drafts`` so the buttons still work after a restart), ``s:<user>:<field>:<value>``
-for /settings, and ``r:``/``v:``/``e:<job>`` under a result.
+for /settings, ``r:``/``v:``/``e:<job>`` under a result and ``h:<job>`` (Show) under
+/history; a job's buttons carry its full id, checked against the presser in core.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ LOCALE_NAMES = {"en": "English", "zh": "中文"}
 
 @dataclass(frozen=True, slots=True)
 class Press:
-    """A decoded button press: ``kind`` is d (draft), s (settings), r/v/e (result)."""
+    """A decoded button press: ``kind`` is d (draft), s (settings), r/v/e (result),
+    h (show a result from /history)."""
 
     kind: str
     target: str
@@ -38,9 +40,9 @@ def encode(*parts: str) -> str:
 
 def decode(data: str) -> Press | None:
     kind, _, rest = data.partition(":")
-    if kind not in ("d", "s", "r", "v", "e") or not rest:
+    if kind not in ("d", "s", "r", "v", "e", "h") or not rest:
         return None
-    if kind in ("r", "v", "e"):
+    if kind in ("r", "v", "e", "h"):
         return Press(kind, rest)
     target, _, rest = rest.partition(":")
     action, _, value = rest.partition(":")  # values like 16:9 keep their colon
@@ -129,3 +131,11 @@ def result_keyboard(
         )
         row.append(InlineKeyboardButton(label("button.edit"), callback_data=encode("e", job_id)))
     return InlineKeyboardMarkup([row])
+
+
+def history_keyboard(
+    job_ids: Sequence[str], label: Callable[[str], str]
+) -> InlineKeyboardMarkup | None:
+    """A Show button per image in /history (``label(job_id)``), three to a row."""
+    buttons = [InlineKeyboardButton(label(j), callback_data=encode("h", j)) for j in job_ids]
+    return InlineKeyboardMarkup(_rows(buttons, 3)) if buttons else None
