@@ -1,6 +1,8 @@
-"""A user's own account: ``/balance``, ``/history``, ``/price``, ``/help`` and
-``/settings`` (per-user defaults). Answers are ephemeral: they are nobody else's
-business. Failures go to the tree's error handler (``_errors``)."""
+"""A user's own account: ``/balance``, ``/history`` (with a Show button per image,
+see ``_show``), ``/show``, ``/price``, ``/help`` and ``/settings`` (per-user
+defaults). Answers are ephemeral: they are nobody else's business (``/show`` posts
+a result in the channel, as the original was). Failures go to the tree's error
+handler (``_errors``)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from discord.ext import commands
 from ._context import app_of
 from ._imagine_cog import overrides_of
 from ._options import LANGUAGES, Choice, describe, preset_choices, with_choices
+from ._show import history_view, show_command
 from ._users import interaction_user
 
 if TYPE_CHECKING:
@@ -25,8 +28,13 @@ def _clip(text: str) -> str:
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
 
 
-async def _reply(interaction: discord.Interaction, text: str) -> None:
-    await interaction.response.send_message(_clip(text), ephemeral=True)
+async def _reply(
+    interaction: discord.Interaction, text: str, view: discord.ui.View | None = None
+) -> None:
+    if view is None:
+        await interaction.response.send_message(_clip(text), ephemeral=True)
+    else:
+        await interaction.response.send_message(_clip(text), ephemeral=True, view=view)
 
 
 async def balance(interaction: discord.Interaction) -> None:
@@ -39,7 +47,13 @@ async def history(interaction: discord.Interaction) -> None:
     app = app_of(interaction)
     user = interaction_user(interaction)
     profile = await app.profile(user)
-    await _reply(interaction, app.text.history(profile.locale, await app.history(user)))
+    entries = await app.history(user)
+    shown = list(dict.fromkeys(e.job_id for e in entries if e.shows_image and e.job_id))
+    await _reply(
+        interaction,
+        app.text.history(profile.locale, entries),
+        history_view(shown, app.text, profile.locale),
+    )
 
 
 async def help_(interaction: discord.Interaction) -> None:
@@ -120,6 +134,7 @@ def account_commands(bot: ImagineBot) -> list[app_commands.Command[Any, ..., Non
         app_commands.Command(
             name="history", description="Your recent credits activity", callback=history
         ),
+        show_command(),
         app_commands.Command(name="help", description="How to use this bot", callback=help_),
         app_commands.Command(
             name="price",

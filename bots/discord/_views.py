@@ -22,6 +22,7 @@ from ._context import app_of
 from ._errors import locale_for, report_interaction_error
 from ._jobs import Intake, job_defaults, submit_for_interaction
 from ._modals import InstructionModal
+from ._show import ShowButton
 from ._throttle import allowed
 from ._users import interaction_user
 
@@ -130,6 +131,7 @@ DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     RerollButton,
     VariationsButton,
     EditButton,
+    ShowButton,
 )
 
 
