@@ -132,6 +132,7 @@ class ConsoleChat:
             "/price": self.price,
             "/balance": self.balance,
             "/history": self.history,
+            "/show": self.show,
             "/settings": self.settings,
             "/topup": self.topup,
             "/jobs": self.jobs,
@@ -173,6 +174,13 @@ class ConsoleChat:
 
     async def history(self, _: str, locale: str) -> None:
         self.emit(self.app.text.history(locale, await self.app.history(self.user)))
+
+    async def show(self, text: str, locale: str) -> None:
+        """``/show ID``: an earlier result saved and printed again (ids in /history)."""
+        if not text:
+            self.emit(self.app.text.t("show.usage", locale))
+            return
+        await self.app.show(self.user, text, ChatRef("console"))
 
     async def settings(self, text: str, locale: str) -> None:
         """``/settings --ar 16:9 --q high`` or ``/settings lang=zh``."""

@@ -154,5 +154,5 @@ MESSAGES: dict[str, str] = {
     "invalid.show_not_found": "I found no image of yours with the id {job}. /history lists your recent ones.",
     "invalid.show_ambiguous": "More than one job starts with {job}; give more of its id.",
     "invalid.show_not_delivered": "Job {job} never delivered an image (it failed or is still running), so there is nothing to show.",
-    "result_gone": "The files of image {job} were removed when they passed the retention period, so I can't post it again.",
+    "result_gone": "The files of that image were removed when they passed the retention period, so I can't post it again.",
 }

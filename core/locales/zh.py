@@ -148,5 +148,5 @@ MESSAGES: dict[str, str] = {
     "invalid.show_not_found": "没有找到你的 id 为 {job} 的图片。/history 列出了你最近的图片。",
     "invalid.show_ambiguous": "有多个任务以 {job} 开头，请输入更长的 id。",
     "invalid.show_not_delivered": "任务 {job} 没有生成图片（失败或仍在进行），没有可显示的内容。",
-    "result_gone": "图片 {job} 的文件已超过保存期限被删除，无法再次发送。",
+    "result_gone": "该图片的文件已超过保存期限被删除，无法再次发送。",
 }

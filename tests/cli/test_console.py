@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -71,6 +72,27 @@ async def test_imagine_shows_cost_and_balance_after_the_files(
     paths = [i for i, line in enumerate(lines) if line.endswith(".png")]
     assert paths
     assert "balance" in lines[paths[-1] + 1]
+
+
+async def test_show_saves_an_earlier_result_again_from_history(
+    chat: tuple[ConsoleChat, list[str]],
+) -> None:
+    console, lines = chat
+    await console.handle("/imagine a red fox")
+    caption = lines[-1]
+    await console.handle("/history")
+    (short,) = re.findall(r"#([0-9a-f]{8})", lines[-1])
+    assert "/show" in lines[-1]
+    lines.clear()
+    await console.handle(f"/show {short}")
+    assert any(line.endswith(".png") and Path(line).is_file() for line in lines), lines
+    assert lines[-1] == caption
+    balance = await console.app.balance(console.user)
+    await console.handle("/show ffffff")
+    assert "found no image of yours" in lines[-1]
+    await console.handle("/show")
+    assert "/show 1a2b3c4d" in lines[-1]
+    assert await console.app.balance(console.user) == balance  # free
 
 
 @pytest.mark.parametrize("word", ["missing.png", "pics/holiday", "~/nope.jpg"])
