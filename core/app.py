@@ -18,6 +18,7 @@ from core.job_params import load_request, result_files
 from core.jobs import JobService
 from core.messages import Messages, normalize_locale
 from core.options import Defaults, ParsedPrompt, parse_prompt
+from core.payments import Payments
 from core.ports import ChatRef, Frontend, UserRef
 from core.pricing import quote
 from core.results import JobReceipt, PriceInfo, Profile, Submitted
@@ -79,6 +80,7 @@ class Imagine:
         self.text = text
         self.drafts = Drafts(store)
         self.admin = CreditAdmin(store, settings.admin_ids, self._account)
+        self.payments = Payments(store, settings, self.admin, self._account)
         self.throttle = Throttle(settings.user_actions_per_minute, settings.user_actions_burst)
         # Set by the composition root; frontends call ``app.sweep()`` once registered.
         self.sweeper: Sweeper | None = None
