@@ -16,8 +16,8 @@ from core.images import ImageLimits
 from core.jobs import JobLimits, JobService
 from core.messages import Messages
 from core.metrics import MetricsRecorder
-from core.payments import sales_platforms
 from core.observability import RedactingJsonFormatter
+from core.payments import sales_platforms
 from core.settings import Settings
 from core.sweeper import Sweeper
 from core.vendors.factory import build_vendor

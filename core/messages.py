@@ -78,7 +78,10 @@ class Messages:
             return self.t(f"invalid.{params['kind']}", locale, **params)
         if isinstance(err, VendorRejected | TaskFailed):
             return self._vendor_refusal(err, locale)
-        if isinstance(err, InsufficientCredits) and err.params.get("platform") in self.buy_platforms:
+        if (
+            isinstance(err, InsufficientCredits)
+            and err.params.get("platform") in self.buy_platforms
+        ):
             return self.t("payments.insufficient_credits", locale, **err.params)
         if isinstance(err, ImagineError):
             return self.t(err.code, locale, **err.params)

@@ -75,7 +75,9 @@ def parse_sku_packs(raw: str | None) -> tuple[CreditPack, ...]:
     packs: dict[str, CreditPack] = {}
     for sku, credits in _pairs(raw, "DISCORD_SKU_PACKS", "1234567890:100 (sku id:credits)"):
         if sku in packs:
-            raise ConfigError(f"DISCORD_SKU_PACKS lists SKU {sku} twice.", setting="DISCORD_SKU_PACKS")
+            raise ConfigError(
+                f"DISCORD_SKU_PACKS lists SKU {sku} twice.", setting="DISCORD_SKU_PACKS"
+            )
         if not 0 < int(credits) <= MAX_PACK_CREDITS:
             raise ConfigError(
                 f"DISCORD_SKU_PACKS entry {sku}: credits must be 1 to {MAX_PACK_CREDITS:,}.",

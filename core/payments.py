@@ -34,7 +34,10 @@ def sales_platforms(settings: Settings) -> frozenset[str]:
     """The platforms where the operator sells packs."""
     return frozenset(
         p
-        for p, packs in (("telegram", settings.credit_packs), ("discord", settings.discord_sku_packs))
+        for p, packs in (
+            ("telegram", settings.credit_packs),
+            ("discord", settings.discord_sku_packs),
+        )
         if packs
     )
 
@@ -50,6 +53,8 @@ class Purchase:
 @dataclass(frozen=True, slots=True)
 class Refund:
     payment: Payment
+    user: UserRef
+    """Who had bought it."""
     balance: int
     """The user's balance after the credits were taken back."""
     already: bool
@@ -218,7 +223,7 @@ class Payments:
                 await self.store.payments.set_status(
                     tx, platform, charge_id, "refunding", "refunded"
                 )
-        return Refund(payment, balance, payment.status == "refunded")
+        return Refund(payment, user, balance, payment.status == "refunded")
 
     async def recent(self, actor: UserRef, limit: int = 10) -> list[PaymentSummary]:
         await self.admin.authorize(actor, "payments", None)

@@ -61,24 +61,28 @@ class SqlitePayments:
             raise StorageError(f"unknown payment status {to_status!r}")
         t = sqlite_tx(tx, write=True)
         return await t.call(
-            lambda con: con.execute(
-                "UPDATE payments SET status = ?, updated_at = ? "
-                "WHERE platform = ? AND charge_id = ? AND status = ?",
-                (to_status, self._clock(), platform, charge_id, from_status),
-            ).rowcount
-            == 1
+            lambda con: (
+                con.execute(
+                    "UPDATE payments SET status = ?, updated_at = ? "
+                    "WHERE platform = ? AND charge_id = ? AND status = ?",
+                    (to_status, self._clock(), platform, charge_id, from_status),
+                ).rowcount
+                == 1
+            )
         )
 
     async def mark_consumed(self, tx: Tx, platform: str, charge_id: str) -> bool:
         t = sqlite_tx(tx, write=True)
         now = self._clock()
         return await t.call(
-            lambda con: con.execute(
-                "UPDATE payments SET consumed_at = ?, updated_at = ? "
-                "WHERE platform = ? AND charge_id = ? AND consumed_at IS NULL",
-                (now, now, platform, charge_id),
-            ).rowcount
-            == 1
+            lambda con: (
+                con.execute(
+                    "UPDATE payments SET consumed_at = ?, updated_at = ? "
+                    "WHERE platform = ? AND charge_id = ? AND consumed_at IS NULL",
+                    (now, now, platform, charge_id),
+                ).rowcount
+                == 1
+            )
         )
 
     async def unconsumed(self, tx: Tx, platform: str, limit: int = 100) -> list[Payment]:
