@@ -162,6 +162,9 @@ async def _act(client: httpx.AsyncClient, tg: TelegramFake, world: World, style:
     mine = world.results.get(user) or []
     roll = rng.random()
     res = rng.choice(["1K", "1K", "1K", "2K", "4K"])
+    if rng.random() < 0.08:  # whatever they have made so far
+        await _buy(client, tg, world, user)
+        return
     if style == "tasks":
         # The task vendor only edits: users send their own picture with /edit.
         if roll < 0.55 or not mine:
@@ -222,8 +225,6 @@ async def _act(client: httpx.AsyncClient, tg: TelegramFake, world: World, style:
                 "message": message,
             },
         )
-    elif roll < 0.90:
-        await _buy(client, tg, world, user)
     elif roll < 0.94:
         world.actions["topup"] += 1
         await tg.control(
