@@ -30,7 +30,10 @@ timeout) it is stopped and the database is checked through ``storage``:
   job's reroll button) or was told they were not charged;
 - credits charged == prices of the images the vendor billed, except losses booked
   to ``system:vendor_loss`` (listed);
-- no hold was resolved twice and every hold agrees with its job.
+- no hold was resolved twice and every hold agrees with its job;
+- purchases (users pay Stars; some ``successful_payment`` updates arrive twice): no
+  charge id is credited twice, each credits its pack, and ``system:sales`` holds
+  exactly minus what was sold.
 
 Exits 1 on any violation (each is printed), and when nothing happened (no
 traffic or no jobs: "no jobs ran"); 0 otherwise.
@@ -78,6 +81,8 @@ from core.vendors.presets import PRESETS  # noqa: E402
 from storage import SYSTEM_VENDOR_LOSS, open_store  # noqa: E402
 
 ADMIN = 1
+# credits:stars, as an operator writes CREDIT_PACKS.
+PACKS = {100: 50, 300: 120}
 FIRST_USER = 20_000
 NOT_CHARGED = "not charged"  # every "you were not charged" sentence of core/locales/en.py
 # The sweeper's last pass must finish within this after the final restart.
@@ -109,6 +114,8 @@ class World:
     photos: dict[int, dict[str, Any]] = field(default_factory=dict)
     actions: Counter[str] = field(default_factory=Counter)
     nonce: int = 0
+    purchases: dict[str, int] = field(default_factory=dict)
+    """Charge ids the users paid, and the credits each pack holds."""
 
     def prompt(self, what: str) -> str:
         self.nonce += 1
@@ -155,6 +162,9 @@ async def _act(client: httpx.AsyncClient, tg: TelegramFake, world: World, style:
     mine = world.results.get(user) or []
     roll = rng.random()
     res = rng.choice(["1K", "1K", "1K", "2K", "4K"])
+    if rng.random() < 0.08:  # whatever they have made so far
+        await _buy(client, tg, world, user)
+        return
     if style == "tasks":
         # The task vendor only edits: users send their own picture with /edit.
         if roll < 0.55 or not mine:
@@ -231,6 +241,59 @@ async def _act(client: httpx.AsyncClient, tg: TelegramFake, world: World, style:
     else:
         world.actions["balance"] += 1
         await tg.control(client, "message", {"user_id": user, "text": "/balance"})
+
+
+async def _buy(client: httpx.AsyncClient, tg: TelegramFake, world: World, user: int) -> None:
+    """A Stars payment as Telegram reports it; half of them are delivered twice."""
+    credits = world.rng.choice(sorted(PACKS))
+    charge = f"chaos-charge-{len(world.purchases) + 1}-{user}"
+    world.purchases[charge] = credits
+    world.actions["buy"] += 1
+    paid = {
+        "currency": "XTR",
+        "total_amount": PACKS[credits],
+        "invoice_payload": f"pack:{credits}:{PACKS[credits]}",
+        "telegram_payment_charge_id": charge,
+        "provider_payment_charge_id": "",
+    }
+    for _ in range(world.rng.choice((1, 2))):
+        world.nonce += 1
+        message = {
+            "message_id": 10_000_000 + world.nonce,
+            "from": {"id": user, "is_bot": False, "first_name": f"U{user}", "language_code": "en"},
+            "chat": {"id": user, "type": "private", "first_name": f"U{user}"},
+            "date": int(time.time()),
+            "successful_payment": paid,
+        }
+        await tg.control(client, "update", {"message": message})
+
+
+def _check_sales(
+    transfers: list[dict[str, Any]], totals: dict[str, int], purchases: dict[str, int]
+) -> tuple[list[str], str]:
+    bad: list[str] = []
+    bought = [t for t in transfers if t["kind"] == "purchase"]
+    refunded = sum(t["amount"] for t in transfers if t["kind"] == "purchase_refund")
+    per_charge = Counter(str(t["reason"]).split(" ", 1)[-1] for t in bought)
+    for charge, n in per_charge.items():
+        if n > 1:
+            bad.append(f"purchase {charge} credited {n} times")
+    for t in bought:
+        charge = str(t["reason"]).split(" ", 1)[-1]
+        if charge not in purchases:
+            bad.append(f"purchase {charge} was never paid")
+        elif t["amount"] != purchases[charge]:
+            bad.append(
+                f"purchase {charge} credited {t['amount']}, its pack holds {purchases[charge]}"
+            )
+    sold = sum(t["amount"] for t in bought) - refunded
+    if totals.get("system:sales", 0) != -sold:
+        bad.append(f"sales: system:sales is {totals.get('system:sales')}, expected {-sold}")
+    line = (
+        f"purchases: {len(purchases)} paid, {len(bought)} credited ({sold} credits); "
+        f"system:sales {totals.get('system:sales', 0)}"
+    )
+    return bad, line
 
 
 async def _traffic(
@@ -324,7 +387,11 @@ async def _jobs_settled(url: str) -> tuple[int, int, int]:
 
 
 async def check(
-    url: str, calls: list[dict[str, Any]], bills: list[dict[str, Any]], preset: str
+    url: str,
+    calls: list[dict[str, Any]],
+    bills: list[dict[str, Any]],
+    preset: str,
+    purchases: dict[str, int] | None = None,
 ) -> tuple[list[str], list[str]]:
     """(violations, report lines)."""
     bad: list[str] = []
@@ -469,6 +536,11 @@ async def check(
     pending = [h for h in holds.values() if h["status"] == "pending"]
     if pending:
         bad.append(f"{len(pending)} holds still pending")
+
+    # 5. purchases and the sales account
+    sales_bad, sales_line = _check_sales(transfers, totals, purchases or {})
+    bad += sales_bad
+    out.append(sales_line)
     return bad, out
 
 
@@ -500,6 +572,7 @@ async def _start_all(
         "VENDOR_CONFIG": str(config),
         "ADMIN_USER_IDS": f"telegram:{ADMIN}",
         "WELCOME_CREDITS": "600",
+        "CREDIT_PACKS": ",".join(f"{c}:{s}" for c, s in PACKS.items()),
         "USER_MAX_ACTIVE_JOBS": "3",
         "USER_JOBS_PER_MINUTE": "30",
         "SWEEP_INTERVAL": "1",
@@ -592,7 +665,7 @@ async def _run(args: argparse.Namespace, workdir: Path, url: str) -> int:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
-    bad, lines = await check(url, telegram.calls, bills, preset)
+    bad, lines = await check(url, telegram.calls, bills, preset, world.purchases)
     actions = sum(world.actions.values())
     if actions == 0:
         bad.insert(0, "no jobs ran: the traffic generator sent no action")

@@ -96,6 +96,10 @@ class CreditAdmin:
     def is_admin(self, user: UserRef) -> bool:
         return user.key in self.admin_ids
 
+    async def authorize(self, actor: UserRef, action: str, target: str | None) -> None:
+        """Raise ``NotAdmin`` (audited) unless ``actor`` is an admin."""
+        await self._authorize(actor, action, target)
+
     async def _authorize(self, actor: UserRef, action: str, target: str | None) -> None:
         # A refusal is audited in its own transaction: raising inside the action's
         # transaction would roll the audit row back with it.

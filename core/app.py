@@ -18,6 +18,7 @@ from core.job_params import load_request, result_files
 from core.jobs import JobService
 from core.messages import Messages, normalize_locale
 from core.options import Defaults, ParsedPrompt, parse_prompt
+from core.payments import Payments
 from core.ports import ChatRef, Delivery, Frontend, UserRef
 from core.pricing import quote
 from core.results import JobReceipt, PriceInfo, Profile, Submitted
@@ -81,6 +82,7 @@ class Imagine:
         self.drafts = Drafts(store)
         self.admin = CreditAdmin(store, settings.admin_ids, self._account)
         self.shows = Shows(store, files, text, self.is_admin, settings.default_locale)
+        self.payments = Payments(store, settings, self.admin, self._account)
         self.throttle = Throttle(settings.user_actions_per_minute, settings.user_actions_burst)
         # Set by the composition root; frontends call ``app.sweep()`` once registered.
         self.sweeper: Sweeper | None = None

@@ -17,6 +17,7 @@ from core.jobs import JobLimits, JobService
 from core.messages import Messages
 from core.metrics import MetricsRecorder
 from core.observability import RedactingJsonFormatter
+from core.payments import sales_platforms
 from core.settings import Settings
 from core.sweeper import Sweeper
 from core.vendors.factory import build_vendor
@@ -79,7 +80,7 @@ async def build_app(
         on_pushback=limit.observe,
         allow_hosts=settings.fetch_allow_hosts,
     )
-    text = Messages(settings.default_locale)
+    text = Messages(settings.default_locale, buy_platforms=sales_platforms(settings))
     frontends = Frontends()
     jobs = JobService(
         store=store,

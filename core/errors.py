@@ -45,10 +45,38 @@ class Unsupported(InvalidRequest):
 class InsufficientCredits(ImagineError):
     code = "insufficient_credits"
 
-    def __init__(self, price: int, balance: int) -> None:
-        super().__init__(f"price {price} > balance {balance}", price=price, balance=balance)
+    def __init__(self, price: int, balance: int, platform: str | None = None) -> None:
+        # ``platform``: where the user asked, so the refusal can offer that
+        # platform's /buy when the operator sells packs there.
+        super().__init__(
+            f"price {price} > balance {balance}", price=price, balance=balance, platform=platform
+        )
         self.price = price
         self.balance = balance
+
+
+class PackUnavailable(ImagineError):
+    """An invoice names a pack the operator no longer sells at that price."""
+
+    code = "payments.pack_gone"
+
+
+class UnknownPayment(ImagineError):
+    code = "payments.unknown"
+
+
+class RefundRefused(ImagineError):
+    """The credits a refund would take back were already spent (a user balance
+    never goes below zero)."""
+
+    code = "payments.refund_spent"
+
+
+class RefundUnconfirmed(ImagineError):
+    """The credits were taken back but the platform did not confirm returning the
+    money; running the refund again is safe."""
+
+    code = "payments.refund_unconfirmed"
 
 
 class UserRateLimited(ImagineError):

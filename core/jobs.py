@@ -192,7 +192,9 @@ class JobService:
                     expires_at=now + HOLD_TTL,
                 )
             except InsufficientFunds as exc:
-                raise InsufficientCredits(price=q.hold, balance=exc.available) from None
+                raise InsufficientCredits(
+                    price=q.hold, balance=exc.available, platform=user.platform
+                ) from None
             await self.store.jobs.insert(
                 tx,
                 JobRecord(

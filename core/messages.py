@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ImagineError, InvalidRequest, TaskFailed, VendorRejected
+from core.errors import (
+    ImagineError,
+    InsufficientCredits,
+    InvalidRequest,
+    TaskFailed,
+    VendorRejected,
+)
 from core.job_ids import short_id
 from core.locales import en, zh
 from core.types import Progress
@@ -48,6 +54,9 @@ class _Lenient(dict[str, Any]):
 @dataclass(frozen=True, slots=True)
 class Messages:
     default_locale: str = "en"
+    buy_platforms: frozenset[str] = frozenset()
+    """Platforms where users can buy credit packs: a refusal for lack of credits
+    offers /buy there instead of only an admin."""
 
     def t(self, key: str, locale: str | None = None, **params: Any) -> str:
         catalogue = LOCALES.get(locale or self.default_locale, LOCALES["en"])
@@ -70,6 +79,11 @@ class Messages:
             return self.t(f"invalid.{params['kind']}", locale, **params)
         if isinstance(err, VendorRejected | TaskFailed):
             return self._vendor_refusal(err, locale)
+        if (
+            isinstance(err, InsufficientCredits)
+            and err.params.get("platform") in self.buy_platforms
+        ):
+            return self.t("payments.insufficient_credits", locale, **err.params)
         if isinstance(err, ImagineError):
             return self.t(err.code, locale, **err.params)
         return self.t("error", locale)

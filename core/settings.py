@@ -17,6 +17,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 from core.errors import ConfigError
+from core.packs import CreditPack, parse_sku_packs, parse_star_packs
 from core.vendors.preset import Preset, PriceTable
 from core.vendors.presets import PRESETS
 
@@ -66,6 +67,9 @@ class Settings:
     # The health endpoint's address (/livez, /healthz, /metrics); None: off.
     health_listen: str | None = None
     log_format: str = "text"
+    # Packs users buy themselves: Telegram Stars, Discord consumable SKUs.
+    credit_packs: tuple[CreditPack, ...] = ()
+    discord_sku_packs: tuple[CreditPack, ...] = ()
 
     @property
     def vendor_is_default_mock(self) -> bool:
@@ -428,4 +432,6 @@ def load_settings(
         vendor_set=_env(merged, "VENDOR") is not None,
         health_listen=_listen(merged, "HEALTH_LISTEN", "") or None,
         log_format=_choice(merged, "LOG_FORMAT", "text", LOG_FORMATS),
+        credit_packs=parse_star_packs(_env(merged, "CREDIT_PACKS")),
+        discord_sku_packs=parse_sku_packs(_env(merged, "DISCORD_SKU_PACKS")),
     )

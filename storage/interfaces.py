@@ -41,14 +41,19 @@ SYSTEM_VENDOR_LOSS = "system:vendor_loss"
 """Books vendor costs the operator absorbed (may go negative)."""
 SYSTEM_WELCOME = "system:welcome"
 """Source of welcome grants (goes negative as grants are handed out)."""
+SYSTEM_SALES = "system:sales"
+"""Source of the credits users buy and sink of their refunds (goes negative as
+packs are sold: it mirrors the money taken in)."""
 SYSTEM_ACCOUNTS: tuple[str, ...] = (
     SYSTEM_TOPUP,
     SYSTEM_REVENUE,
     SYSTEM_VENDOR_LOSS,
     SYSTEM_WELCOME,
+    SYSTEM_SALES,
 )
 
 AccountKind = Literal["user", "system"]
+PaymentStatus = Literal["credited", "refunding", "refunded"]
 HoldStatus = Literal["pending", "posted", "voided", "expired"]
 ResolutionStatus = Literal["posted", "voided", "expired"]
 
@@ -237,6 +242,28 @@ class Limit:
     """No new claim before this unix time (a vendor's Retry-After)."""
     cut_at: float
     """When ``value`` was last halved."""
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """A purchase a user made on their platform; ``(platform, charge_id)`` is unique."""
+
+    platform: str
+    charge_id: str
+    """Telegram's ``telegram_payment_charge_id`` or a Discord entitlement id."""
+    account_id: int
+    credits: int
+    amount: int
+    """What the user paid, in ``currency`` units (Stars; 0 when the platform does not say)."""
+    currency: str
+    pack: str
+    transfer_id: str
+    """The ledger transfer (kind ``purchase``) that credited it."""
+    status: PaymentStatus = "credited"
+    consumed_at: float | None = None
+    """Discord: when the entitlement was consumed (None = still to do)."""
+    created_at: float = 0.0
+    updated_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,12 +507,33 @@ class FlagRepo(Protocol):
         ...
 
 
+class PaymentRepo(Protocol):
+    """Purchases, keyed by the platform's charge id (see ``Payment``)."""
+
+    async def add(self, tx: Tx, payment: Payment) -> tuple[Payment, bool]:
+        """Insert unless ``(platform, charge_id)`` exists; the stored row and whether
+        this call inserted it. Concurrent callers serialise: exactly one gets True."""
+        ...
+
+    async def get(self, tx: Tx, platform: str, charge_id: str) -> Payment | None: ...
+    async def set_status(
+        self, tx: Tx, platform: str, charge_id: str, from_status: str, to_status: str
+    ) -> bool:
+        """Compare-and-swap on the status."""
+        ...
+
+    async def mark_consumed(self, tx: Tx, platform: str, charge_id: str) -> bool: ...
+    async def unconsumed(self, tx: Tx, platform: str, limit: int = 100) -> list[Payment]: ...
+    async def recent(self, tx: Tx, limit: int = 20) -> list[Payment]: ...
+
+
 class Store(Protocol):
     ledger: LedgerRepo
     jobs: JobRepo
     audit: AuditRepo
     flags: FlagRepo
     limits: LimitRepo
+    payments: PaymentRepo
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """Writable unit of work: BEGIN IMMEDIATE ... COMMIT, ROLLBACK on exception."""
@@ -518,6 +566,7 @@ __all__ = [
     "MAX_AMOUNT",
     "SYSTEM_ACCOUNTS",
     "SYSTEM_REVENUE",
+    "SYSTEM_SALES",
     "SYSTEM_TOPUP",
     "SYSTEM_VENDOR_LOSS",
     "SYSTEM_WELCOME",
@@ -542,6 +591,9 @@ __all__ = [
     "LedgerRepo",
     "Limit",
     "LimitRepo",
+    "Payment",
+    "PaymentRepo",
+    "PaymentStatus",
     "Resolution",
     "ResolutionStatus",
     "StorageError",

@@ -14,6 +14,7 @@ from discord.ext import commands
 from core.app import Imagine
 
 from ._account_cog import AccountCog
+from ._buy_cog import BuyCog
 from ._credits_cog import CreditsCog
 from ._errors import report_interaction_error
 from ._frontend import DiscordFrontend
@@ -71,6 +72,7 @@ class ImagineBot(commands.Bot):
         await self.add_cog(ImagineCog(self))
         await self.add_cog(AccountCog(self))
         await self.add_cog(CreditsCog(self))
+        await self.add_cog(BuyCog(self))
         if self.sync_on_start:
             self.sync_summary = await self.sync_app_commands(force=False)
             log.info("%s", self.sync_summary)

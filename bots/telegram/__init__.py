@@ -50,6 +50,8 @@ READ_TIMEOUT = 60.0
 
 _PUBLIC_FILES_KEY = "imagine.public_files"
 _COMMANDS = ("imagine", "edit", "price", "balance", "history", "show", "settings", "help")
+# pre_checkout_query: a Stars payment waits for the bot's answer to it.
+ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query"]
 
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
 
@@ -175,7 +177,8 @@ def _api_base(url: str, suffix: str) -> str:
 async def _set_commands(application: TelegramApp, app: Imagine) -> None:
     """Command menus per language; the descriptions are the first words of /help."""
     for locale in ("en", "zh"):
-        commands = [BotCommand(name, _describe(app, name, locale)) for name in _COMMANDS]
+        names = _COMMANDS + (("buy",) if app.payments.packs(PLATFORM) else ())
+        commands = [BotCommand(name, _describe(app, name, locale)) for name in names]
         with contextlib.suppress(TelegramError):
             await application.bot.set_my_commands(
                 commands, language_code=None if locale == "en" else locale
@@ -227,12 +230,12 @@ async def run_telegram(app: Imagine, stop: asyncio.Event) -> None:
                     url_path=path,
                     webhook_url=settings.telegram_webhook_url,
                     secret_token=secret,
-                    allowed_updates=["message", "callback_query"],
+                    allowed_updates=ALLOWED_UPDATES,
                 )
                 log.info("telegram webhook listening on %s:%s/%s", host, port, path)
             else:
                 await application.updater.start_polling(
-                    allowed_updates=["message", "callback_query"],
+                    allowed_updates=ALLOWED_UPDATES,
                     timeout=30,
                 )
                 log.info("telegram long polling as @%s", application.bot.username)

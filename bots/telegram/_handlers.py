@@ -21,6 +21,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
+    PreCheckoutQueryHandler,
     TypeHandler,
     filters,
 )
@@ -28,6 +29,7 @@ from telegram.ext import (
 from bots.telegram import _keyboards as kb
 from bots.telegram._admin import AdminHandlers
 from bots.telegram._media import DOWNLOAD_LIMIT, AlbumCache, collect, has_media
+from bots.telegram._payments import BUY_PATTERN, PaymentHandlers, is_payment_update
 from bots.telegram._progress import StatusBoard
 from bots.telegram._public_files import PublicFiles
 from bots.telegram._turns import MESSAGE_MAX, Context, Turn, text_after_command, turn
@@ -63,7 +65,7 @@ def _with_option(defaults: Defaults, field: str, value: str) -> Defaults:
     return defaults
 
 
-class Handlers(AdminHandlers):
+class Handlers(AdminHandlers, PaymentHandlers):
     def __init__(
         self,
         app: Imagine,
@@ -100,6 +102,9 @@ class Handlers(AdminHandlers):
             "credits": self.credits,
             "jobs": self.jobs,
             "resume": self.resume,
+            "buy": self.buy,
+            "refund": self.refund,
+            "payments": self.payments,
         }
         for name, callback in commands.items():
             application.add_handler(CommandHandler(name, callback))
@@ -111,10 +116,13 @@ class Handlers(AdminHandlers):
             MessageHandler(filters.TEXT & filters.REPLY & ~filters.COMMAND, self.edit_reply)
         )
         application.add_handler(CallbackQueryHandler(self.button, pattern=r"^[dsrveh]:"))
+        application.add_handler(CallbackQueryHandler(self.buy_press, pattern=BUY_PATTERN))
+        application.add_handler(PreCheckoutQueryHandler(self.pre_checkout))
+        application.add_handler(MessageHandler(filters.SUCCESSFUL_PAYMENT, self.successful_payment))
 
     async def throttle(self, update: Update, context: Context) -> None:
         tg_user = update.effective_user
-        if tg_user is None or tg_user.is_bot:
+        if tg_user is None or tg_user.is_bot or is_payment_update(update):
             return
         key = f"{PLATFORM}:{tg_user.id}"
         if self.app.throttle.allow(key):

@@ -29,6 +29,12 @@ Realistic behaviours enforced by the fake (each can be relaxed through an attrib
 * without the MESSAGE_CONTENT intent (read from IDENTIFY) guild messages that do not
   mention the bot and are not the bot's own lose content/embeds/attachments/components
   (``enforce_content_intent``).
+
+App monetization: ``add_sku`` makes a SKU the store lists (``GET .../skus``);
+``entitlement`` records a purchase of one, listed by ``GET .../entitlements``,
+consumed once by ``POST .../entitlements/{id}/consume`` (an unknown one is 404, code
+10070), and ``create_entitlement`` also sends the ``ENTITLEMENT_CREATE`` dispatch.
+An interaction can carry entitlements in its ``entitlements`` list.
 """
 
 from __future__ import annotations
@@ -169,6 +175,8 @@ class FakeDiscord:
 
         self.calls: list[Call] = []
         self.unhandled: list[Call] = []
+        self.skus: list[JsonDict] = []
+        self.entitlements: dict[int, JsonDict] = {}
         self.errors: list[BaseException] = []
         self.cdn_requests: list[str] = []
         self.gateway_sent: list[JsonDict] = []
@@ -1021,6 +1029,13 @@ class FakeDiscord:
             raise _HTTPError(413, 40005, "Request entity too large")
 
     _ROUTES: tuple[tuple[str, str, str], ...] = (
+        ("GET", r"/applications/(?P<app>\d+)/skus", "_r_skus"),
+        ("GET", r"/applications/(?P<app>\d+)/entitlements", "_r_entitlements"),
+        (
+            "POST",
+            r"/applications/(?P<app>\d+)/entitlements/(?P<eid>\d+)/consume",
+            "_r_consume",
+        ),
         ("GET", r"/users/@me", "_r_me"),
         ("GET", r"/oauth2/applications/@me", "_r_appinfo"),
         ("GET", r"/applications/@me", "_r_appinfo"),
@@ -1201,6 +1216,66 @@ class FakeDiscord:
         return msg
 
     # ------------------------------------------------------------------ route handlers
+    # ------------------------------------------------------------------ monetization
+    def add_sku(self, name: str, *, consumable: bool = True) -> JsonDict:
+        """A SKU made in the developer portal: type 3 is consumable, 2 durable."""
+        sku = {
+            "id": str(self.snowflake()),
+            "type": 3 if consumable else 2,
+            "application_id": str(self.app_id),
+            "name": name,
+            "slug": name.lower().replace(" ", "-"),
+            "flags": 1 << 2,  # available
+        }
+        self.skus.append(sku)
+        return sku
+
+    def entitlement(self, user_id: int, sku_id: int | str) -> JsonDict:
+        """A one-time purchase (type 1) of ``sku_id`` by ``user_id``, not yet consumed."""
+        ent = {
+            "id": str(self.snowflake()),
+            "sku_id": str(sku_id),
+            "application_id": str(self.app_id),
+            "user_id": str(user_id),
+            "type": 1,
+            "deleted": False,
+            "consumed": False,
+        }
+        self.entitlements[int(ent["id"])] = ent
+        return ent
+
+    async def create_entitlement(self, user_id: int, sku_id: int | str) -> JsonDict:
+        """A purchase as Discord reports it: recorded, then ``ENTITLEMENT_CREATE``."""
+        ent = self.entitlement(user_id, sku_id)
+        await self.dispatch("ENTITLEMENT_CREATE", ent)
+        return ent
+
+    async def _r_skus(self, call: Call, app: str) -> tuple[int, Any]:
+        return 200, list(self.skus)
+
+    async def _r_entitlements(self, call: Call, app: str) -> tuple[int, Any]:
+        q = call.query
+        found = sorted(self.entitlements.values(), key=lambda e: int(e["id"]))
+        if q.get("user_id"):
+            found = [e for e in found if e["user_id"] == q["user_id"]]
+        if q.get("sku_ids"):
+            found = [e for e in found if e["sku_id"] in q["sku_ids"].split(",")]
+        if q.get("exclude_deleted", "1") in ("1", "true"):
+            found = [e for e in found if not e["deleted"]]
+        if q.get("after"):
+            found = [e for e in found if int(e["id"]) > int(q["after"])]
+        if q.get("before"):
+            found = [e for e in found if int(e["id"]) < int(q["before"])]
+        limit = max(1, min(100, int(q.get("limit") or 100)))
+        return 200, [dict(e) for e in found[:limit]]
+
+    async def _r_consume(self, call: Call, app: str, eid: str) -> tuple[int, Any]:
+        ent = self.entitlements.get(int(eid))
+        if ent is None or ent["deleted"]:
+            return 404, {"code": 10070, "message": "Unknown Entitlement"}
+        ent["consumed"] = True
+        return 204, None
+
     async def _r_204(self, call: Call, **_: str) -> tuple[int, Any]:
         return 204, None
 

@@ -23,7 +23,13 @@ What it does:
   "message is not modified", replies to unknown messages) with Telegram's error format;
 * implements ``getUpdates`` long polling (offset / timeout / limit) over a queue filled by
   ``push_update``, plus builders for message and callback-query updates;
-* injects faults (``fail_next``: 429 with ``retry_after`` or any status) and latency.
+* injects faults (``fail_next``: 429 with ``retry_after`` or any status) and latency
+  (``latency`` for every call, ``method_latency`` per method);
+* Telegram Stars payments: ``sendInvoice`` (XTR takes exactly one price and an empty
+  provider token), ``answerPreCheckoutQuery`` (once, within 10 s), ``refundStarPayment``,
+  and builders for ``pre_checkout_query`` and ``successful_payment`` updates;
+* ``getUpdates`` honours ``allowed_updates`` as Telegram does: an update of another
+  type is dropped, never delivered.
 
 Run standalone for benchmarks driven from another process::
 
@@ -89,6 +95,7 @@ _STRING_FIELDS = frozenset({
     "audio", "animation", "voice", "video_note", "sticker", "thumbnail", "question",
     "explanation", "address", "phone_number", "payload", "currency", "switch_pm_text",
     "next_offset", "ip_address", "custom_title", "invite_link", "chat_id",
+    "provider_token", "pre_checkout_query_id", "error_message", "telegram_payment_charge_id",
 })
 # fmt: on
 _INT_RE = re.compile(r"-?\d+")
@@ -103,9 +110,16 @@ _CANONICAL_METHODS = (
     "setMyCommands", "deleteMyCommands", "deleteWebhook", "setWebhook", "logOut", "close",
     "copyMessage", "forwardMessage", "sendAnimation", "sendVideo", "sendSticker",
     "setMessageReaction", "setMyDescription", "setMyShortDescription", "setMyName",
-    "setChatMenuButton",
+    "setChatMenuButton", "sendInvoice", "answerPreCheckoutQuery", "refundStarPayment",
 )
 # fmt: on
+STARS = "XTR"
+PRE_CHECKOUT_DEADLINE = 10.0
+_UPDATE_TYPES = (
+    "message", "edited_message", "channel_post", "edited_channel_post", "callback_query",
+    "inline_query", "chosen_inline_result", "shipping_query", "pre_checkout_query", "poll",
+    "poll_answer", "my_chat_member", "chat_member", "chat_join_request",
+)  # fmt: skip
 
 
 class ApiError(Exception):
@@ -524,6 +538,13 @@ class FakeTelegramAPI:
         self.commands: list[JSONDict] = []
         self.webhook_url: str = ""
         self.overrides: dict[str, Any] = {}
+        # Seconds a call of that method waits before it is answered (overrides latency).
+        self.method_latency: dict[str, float] = {}
+        self.allowed_updates: set[str] | None = None
+        # Stars: pre-checkout queries sent (id -> deadline, answer) and payments made.
+        self.pre_checkouts: dict[str, JSONDict] = {}
+        self.star_payments: dict[str, JSONDict] = {}
+        self._charge_counter = itertools.count(1)
 
         self._updates: list[JSONDict] = []
         self._next_update_id = 1
@@ -564,6 +585,9 @@ class FakeTelegramAPI:
             "deleteMessage": self._delete_message,
             "deleteMessages": self._delete_messages,
             "answerCallbackQuery": self._answer_callback_query,
+            "sendInvoice": self._send_invoice,
+            "answerPreCheckoutQuery": self._answer_pre_checkout_query,
+            "refundStarPayment": self._refund_star_payment,
         }
         self._canonical = {m.lower(): m for m in (*_CANONICAL_METHODS, *self._handlers)}
 
@@ -913,6 +937,123 @@ class FakeTelegramAPI:
             },
         }
 
+    # ------------------------------------------------------------------ Stars payments
+
+    def pre_checkout_query(
+        self,
+        payload: str,
+        total_amount: int,
+        *,
+        user_id: int,
+        currency: str = STARS,
+        language_code: str | None = "en",
+    ) -> JSONDict:
+        """An ``Update`` with the ``pre_checkout_query`` Telegram sends when the user
+        presses Pay; the bot has ``PRE_CHECKOUT_DEADLINE`` seconds to answer it."""
+        query_id = f"pcq{next(self._callback_counter)}{user_id}"
+        self.pre_checkouts[query_id] = {
+            "deadline": time.monotonic() + PRE_CHECKOUT_DEADLINE,
+            "answer": None,
+        }
+        return {
+            "update_id": self._reserve_update_id(),
+            "pre_checkout_query": {
+                "id": query_id,
+                "from": self.user(user_id, language_code=language_code),
+                "currency": currency,
+                "total_amount": total_amount,
+                "invoice_payload": payload,
+            },
+        }
+
+    def successful_payment(
+        self,
+        payload: str,
+        total_amount: int,
+        *,
+        user_id: int,
+        currency: str = STARS,
+        charge_id: str | None = None,
+        language_code: str | None = "en",
+    ) -> JSONDict:
+        """An ``Update`` with the service message of a completed Stars payment; the
+        charge is remembered so ``refundStarPayment`` can return it once."""
+        charge_id = charge_id or f"stxCHARGE{next(self._charge_counter):06d}u{user_id}"
+        self.star_payments.setdefault(
+            charge_id, {"user_id": user_id, "amount": total_amount, "refunded": False}
+        )
+        update = self.message(None, user_id=user_id, language_code=language_code)
+        update["message"]["successful_payment"] = {
+            "currency": currency,
+            "total_amount": total_amount,
+            "invoice_payload": payload,
+            "telegram_payment_charge_id": charge_id,
+            "provider_payment_charge_id": "",
+        }
+        return update
+
+    def _send_invoice(self, params: JSONDict, files: dict[str, UploadedFile]) -> JSONDict:
+        self._chat_id(params)
+        title, description = params.get("title"), params.get("description")
+        payload, currency = params.get("payload"), params.get("currency")
+        if not isinstance(title, str) or not 1 <= len(title) <= 32:
+            raise _bad_request("INVOICE_TITLE_INVALID")
+        if not isinstance(description, str) or not 1 <= len(description) <= 255:
+            raise _bad_request("INVOICE_DESCRIPTION_INVALID")
+        if not isinstance(payload, str) or not 1 <= len(payload.encode()) <= 128:
+            raise _bad_request("INVOICE_PAYLOAD_INVALID")
+        if not isinstance(currency, str) or not currency:
+            raise _bad_request("CURRENCY_INVALID")
+        prices = params.get("prices")
+        if not isinstance(prices, list) or not prices:
+            raise _bad_request("can't parse prices JSON object")
+        for price in prices:
+            if not isinstance(price, dict) or not isinstance(price.get("amount"), int):
+                raise _bad_request("can't parse prices JSON object")
+            if not isinstance(price.get("label"), str) or not price["label"]:
+                raise _bad_request("LABEL_INVALID")
+        token = params.get("provider_token")
+        if currency == STARS:
+            if token not in (None, ""):
+                raise _bad_request("PAYMENT_PROVIDER_INVALID")
+            if len(prices) != 1:
+                raise _bad_request("STARS_INVOICE_INVALID")
+            if not 1 <= prices[0]["amount"] <= 10_000:
+                raise _bad_request("STARS_INVOICE_INVALID")
+        elif not token:
+            raise _bad_request("PAYMENT_PROVIDER_INVALID")
+        invoice = {
+            "title": title,
+            "description": description,
+            "start_parameter": params.get("start_parameter") or "",
+            "currency": currency,
+            "total_amount": sum(p["amount"] for p in prices),
+        }
+        return self._commit(self._new_bot_message(params, {"invoice": invoice}))
+
+    def _answer_pre_checkout_query(self, params: JSONDict, files: dict[str, UploadedFile]) -> bool:
+        query = self.pre_checkouts.get(str(params.get("pre_checkout_query_id") or ""))
+        if query is None or query["answer"] is not None or time.monotonic() > query["deadline"]:
+            raise _bad_request(
+                "query is too old and response timeout expired or query ID is invalid"
+            )
+        ok = params.get("ok")
+        if not isinstance(ok, bool):
+            raise _bad_request("ok must be a boolean")
+        if not ok and not params.get("error_message"):
+            raise _bad_request("ERROR_MESSAGE_EMPTY")
+        query["answer"] = {"ok": ok, "error_message": params.get("error_message")}
+        return True
+
+    def _refund_star_payment(self, params: JSONDict, files: dict[str, UploadedFile]) -> bool:
+        charge = self.star_payments.get(str(params.get("telegram_payment_charge_id") or ""))
+        if charge is None or charge["user_id"] != params.get("user_id"):
+            raise _bad_request("CHARGE_NOT_FOUND")
+        if charge["refunded"]:
+            raise _bad_request("CHARGE_ALREADY_REFUNDED")
+        charge["refunded"] = True
+        return True
+
     # ------------------------------------------------------------------ files
 
     def _store(
@@ -1050,8 +1191,9 @@ class FakeTelegramAPI:
         self.calls.append(call)
         self._calls_event.set()
         self._calls_event = asyncio.Event()
-        if self.latency > 0:
-            await asyncio.sleep(self.latency)
+        delay = self.method_latency.get(method, self.latency)
+        if delay > 0:
+            await asyncio.sleep(delay)
         status, body_out = await self._dispatch(method, params, files)
         call.status, call.response = status, body_out
         return self._json(body_out, status)
@@ -1164,7 +1306,10 @@ class FakeTelegramAPI:
 
     async def _control_latency(self, request: web.Request) -> web.Response:
         body: JSONDict = await request.json()
-        self.latency = float(body.get("latency", 0.0))
+        if body.get("method"):
+            self.method_latency[str(body["method"])] = float(body.get("latency", 0.0))
+        else:
+            self.latency = float(body.get("latency", 0.0))
         return self._json({"ok": True})
 
     # ------------------------------------------------------------------ method helpers
@@ -1409,10 +1554,15 @@ class FakeTelegramAPI:
         offset = int(params.get("offset") or 0)
         limit = max(1, min(100, int(params.get("limit") or 100)))
         timeout = max(0.0, float(params.get("timeout") or 0))
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, list):
+            # Telegram remembers the list until the next one; [] means the default.
+            self.allowed_updates = {str(a) for a in allowed} or None
         if offset > 0:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
         elif offset < 0:
             self._updates = self._updates[offset:]
+        self._drop_unwanted()
         if self._updates or timeout == 0 or self._closing:
             return self._updates[:limit]
         # A newer getUpdates terminates an older one with 409, as on Telegram.
@@ -1425,6 +1575,9 @@ class FakeTelegramAPI:
         deadline = loop.time() + timeout
         try:
             while not self._updates and not self._closing and not poller.conflict:
+                self._drop_unwanted()
+                if self._updates:
+                    break
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -1446,7 +1599,17 @@ class FakeTelegramAPI:
                 "Conflict: terminated by other getUpdates request; make sure that only one bot "
                 "instance is running",
             )
+        self._drop_unwanted()
         return self._updates[:limit]
+
+    def _drop_unwanted(self) -> None:
+        if self.allowed_updates is None:
+            return
+        self._updates = [
+            u
+            for u in self._updates
+            if not any(k in u for k in _UPDATE_TYPES) or any(k in u for k in self.allowed_updates)
+        ]
 
     def _get_file(self, params: JSONDict, files: dict[str, UploadedFile]) -> JSONDict:
         file_id = params.get("file_id")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from storage_test_clock import FakeClock
 
-from storage import StorageError, Store, open_store
+from storage import SYSTEM_ACCOUNTS, StorageError, Store, open_store
 from storage.sqlite.migrations import MIGRATIONS, SCHEMA_VERSION, split_statements
 from storage.sqlite.opening import parse_sqlite_url
 from storage.sqlite.tx import sqlite_tx
@@ -78,7 +78,7 @@ async def test_pragmas_and_migrations_idempotent(db_path: Path) -> None:
             assert (await t.fetchone("PRAGMA foreign_keys"))[0] == 1  # type: ignore[index]
             assert (await t.fetchone("PRAGMA busy_timeout"))[0] == 10000  # type: ignore[index]
             n = await t.fetchone("SELECT COUNT(*) FROM accounts WHERE kind = 'system'")
-            assert n is not None and n[0] == 4
+            assert n is not None and n[0] == len(SYSTEM_ACCOUNTS)
             assert (await s.ledger.get_account(tx, a.id)).balance == 3
         await s.close()
 

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from storage_test_clock import FakeClock
 
-from storage import StorageError, open_store
+from storage import SYSTEM_ACCOUNTS, StorageError, open_store
 from storage.postgres.migrations import MIGRATIONS, SCHEMA_VERSION, apply_migrations
 from storage.postgres.store import PostgresStore, pg_tx, redact
 from tests.pg import PgServer
@@ -50,7 +50,7 @@ async def test_migrations_apply_once_even_when_started_together(pg_server: PgSer
                 assert sorted(r["version"] for r in rows) == list(range(1, SCHEMA_VERSION + 1))
                 assert {r["applied_at"] for r in rows} == {clock.now}
                 n = await t.fetchval("SELECT COUNT(*) FROM accounts WHERE kind = 'system'")
-                assert n == 4
+                assert n == len(SYSTEM_ACCOUNTS)
         finally:
             await store.close()
     finally:

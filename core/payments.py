@@ -1,0 +1,236 @@
+"""Credits users buy themselves: Telegram Stars invoices and Discord consumable
+SKUs. Every purchase is one ledger transfer of kind ``purchase`` from
+``system:sales`` to the user, keyed by the platform's charge id (Telegram's
+``telegram_payment_charge_id``, a Discord entitlement id), so a redelivered update,
+a second process or a restart after a crash credits nothing more. A refund is a
+``purchase_refund`` transfer back, made before the platform is asked to return the
+money, and only while the user still has the credits (see docs/core-api.md)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from core.admin import AccountOf, CreditAdmin
+from core.errors import PackUnavailable, RefundRefused, RefundUnconfirmed, UnknownPayment
+from core.packs import STARS, CreditPack, pack_of_payload, payload_credits
+from core.ports import UserRef
+from core.settings import Settings
+from storage.errors import InsufficientFunds
+from storage.interfaces import SYSTEM_SALES, Payment, Store
+
+log = logging.getLogger(__name__)
+
+PURCHASE = "purchase"
+PURCHASE_REFUND = "purchase_refund"
+
+RefundOnPlatform = Callable[[Payment, UserRef], Awaitable[None]]
+"""Asks the platform to return the money; returns when it did (or says it already
+had), raises otherwise."""
+
+
+def sales_platforms(settings: Settings) -> frozenset[str]:
+    """The platforms where the operator sells packs."""
+    return frozenset(
+        p
+        for p, packs in (
+            ("telegram", settings.credit_packs),
+            ("discord", settings.discord_sku_packs),
+        )
+        if packs
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    payment: Payment
+    balance: int
+    credited: bool
+    """False: this charge had been credited before (a redelivery); nothing moved now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    payment: Payment
+    user: UserRef
+    """Who had bought it."""
+    balance: int
+    """The user's balance after the credits were taken back."""
+    already: bool
+    """The payment had been refunded before; nothing happened now."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSummary:
+    payment: Payment
+    user_key: str
+
+
+class Payments:
+    def __init__(
+        self, store: Store, settings: Settings, admin: CreditAdmin, account_of: AccountOf
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.admin = admin
+        self._account_of = account_of
+
+    # --- the shop ------------------------------------------------------------------
+
+    def packs(self, platform: str) -> tuple[CreditPack, ...]:
+        if platform == "telegram":
+            return self.settings.credit_packs
+        if platform == "discord":
+            return self.settings.discord_sku_packs
+        return ()
+
+    def checkout(self, payload: str, currency: str, total: int) -> CreditPack:
+        """Telegram's pre-checkout: the pack the invoice names must still be sold
+        at that price in Stars, else ``PackUnavailable``."""
+        pack = pack_of_payload(payload, self.settings.credit_packs)
+        if pack is None or currency != STARS or total != pack.price:
+            raise PackUnavailable(f"no pack {payload!r} at {total} {currency}")
+        return pack
+
+    def sku_pack(self, sku_id: str) -> CreditPack | None:
+        return next((p for p in self.settings.discord_sku_packs if p.sku_id == sku_id), None)
+
+    # --- crediting -----------------------------------------------------------------
+
+    async def credit_stars(
+        self, user: UserRef, charge_id: str, payload: str, total: int, currency: str
+    ) -> Purchase:
+        """A ``successful_payment``: Telegram has the money, so the pack the invoice
+        named is credited even if the operator removed it since the pre-checkout."""
+        pack = payload_credits(payload)
+        if pack is None or not charge_id:
+            log.error("a payment from %s names no pack (%r); not credited", user.key, payload)
+            raise PackUnavailable(f"unknown payload {payload!r}")
+        return await self.credit(user, charge_id, pack, amount=total, currency=currency)
+
+    async def credit_entitlement(
+        self, user: UserRef, entitlement_id: str, sku_id: str
+    ) -> Purchase | None:
+        """A Discord entitlement for one of the configured SKUs (None: not ours)."""
+        pack = self.sku_pack(sku_id)
+        if pack is None:
+            return None
+        return await self.credit(user, entitlement_id, pack, amount=0, currency="SKU")
+
+    async def credit(
+        self, user: UserRef, charge_id: str, pack: CreditPack, *, amount: int, currency: str
+    ) -> Purchase:
+        platform = user.platform
+        transfer_id = f"{PURCHASE}:{platform}:{charge_id}"
+        async with self.store.transaction() as tx:
+            account = await self._account_of(tx, user)
+            payment, inserted = await self.store.payments.add(
+                tx,
+                Payment(
+                    platform=platform,
+                    charge_id=charge_id,
+                    account_id=account.id,
+                    credits=pack.credits,
+                    amount=amount,
+                    currency=currency,
+                    pack=pack.key,
+                    transfer_id=transfer_id,
+                ),
+            )
+            if inserted:
+                sales = await self.store.ledger.system_account(tx, SYSTEM_SALES)
+                await self.store.ledger.transfer(
+                    tx,
+                    transfer_id,
+                    sales.id,
+                    account.id,
+                    pack.credits,
+                    PURCHASE,
+                    actor=user.key,
+                    reason=f"{platform} {charge_id}",
+                    allow_overdraft=True,
+                )
+                await self.store.audit.record(
+                    tx,
+                    user.key,
+                    PURCHASE,
+                    user.key,
+                    f"{platform} {charge_id} pack {pack.key}: {pack.credits} credits "
+                    f"for {amount} {currency}",
+                    True,
+                )
+            balance = (await self.store.ledger.balance(tx, payment.account_id)).available
+        if inserted:
+            log.info("%s bought %d credits (%s %s)", user.key, pack.credits, platform, charge_id)
+        return Purchase(payment, balance, inserted)
+
+    async def consumed(self, platform: str, charge_id: str) -> None:
+        """Discord consumed the entitlement: nothing is left to do for it."""
+        async with self.store.transaction() as tx:
+            await self.store.payments.mark_consumed(tx, platform, charge_id)
+
+    async def unconsumed(self, platform: str) -> list[Payment]:
+        async with self.store.read() as tx:
+            return await self.store.payments.unconsumed(tx, platform)
+
+    # --- admins --------------------------------------------------------------------
+
+    async def refund(
+        self, actor: UserRef, platform: str, charge_id: str, on_platform: RefundOnPlatform
+    ) -> Refund:
+        """Take the credits back, then have the platform return the money. Refused
+        (``RefundRefused``) when the user has spent them; when the platform does not
+        confirm, the credits stay taken back and a second call only retries it."""
+        await self.admin.authorize(actor, PURCHASE_REFUND, f"{platform}:{charge_id}")
+        async with self.store.transaction() as tx:
+            await self.store.audit.record(
+                tx, actor.key, PURCHASE_REFUND, f"{platform}:{charge_id}", None, True
+            )
+            payment = await self.store.payments.get(tx, platform, charge_id)
+            if payment is None:
+                raise UnknownPayment(charge_id, charge_id=charge_id)
+            account = await self.store.ledger.get_account(tx, payment.account_id)
+            if payment.status == "credited":
+                sales = await self.store.ledger.system_account(tx, SYSTEM_SALES)
+                try:
+                    await self.store.ledger.transfer(
+                        tx,
+                        f"{PURCHASE_REFUND}:{platform}:{charge_id}",
+                        account.id,
+                        sales.id,
+                        payment.credits,
+                        PURCHASE_REFUND,
+                        actor=actor.key,
+                        reason=f"{platform} {charge_id}",
+                    )
+                except InsufficientFunds as exc:
+                    raise RefundRefused(
+                        charge_id, credits=payment.credits, balance=exc.available
+                    ) from None
+                await self.store.payments.set_status(
+                    tx, platform, charge_id, "credited", "refunding"
+                )
+            balance = (await self.store.ledger.balance(tx, account.id)).available
+        user = UserRef(platform, account.external_id, account.username)
+        if payment.status != "refunded":
+            try:
+                await on_platform(payment, user)
+            except Exception as exc:
+                log.warning("refund of %s %s not confirmed: %s", platform, charge_id, exc)
+                raise RefundUnconfirmed(str(exc), charge_id=charge_id) from None
+            async with self.store.transaction() as tx:
+                await self.store.payments.set_status(
+                    tx, platform, charge_id, "refunding", "refunded"
+                )
+        return Refund(payment, user, balance, payment.status == "refunded")
+
+    async def recent(self, actor: UserRef, limit: int = 10) -> list[PaymentSummary]:
+        await self.admin.authorize(actor, "payments", None)
+        async with self.store.transaction() as tx:
+            await self.store.audit.record(tx, actor.key, "payments", None, None, True)
+            found = []
+            for payment in await self.store.payments.recent(tx, limit):
+                account = await self.store.ledger.get_account(tx, payment.account_id)
+                found.append(PaymentSummary(payment, account.name))
+        return found

@@ -1,0 +1,125 @@
+"""Credits bought as Discord consumable SKUs, against the fake Discord: /buy shows
+premium buttons, an entitlement credits once per entitlement id (created twice, or
+also carried by an interaction) and is consumed; one credited but not consumed
+(the consume failed, as after a crash) is consumed by the next start, crediting
+nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bots.discord._buy_cog import BuyCog
+from core.bootstrap import build_app
+from core.ports import UserRef
+from core.settings import load_settings
+from storage.interfaces import SYSTEM_SALES
+from tests.discord.conftest import USER_ID, Harness, base_env, running
+from tests.fakes.discord_api import FakeDiscord
+
+SKU_CREDITS = 250
+
+
+@pytest.fixture
+async def shop(fake: FakeDiscord, tmp_path: Path) -> AsyncIterator[tuple[Harness, str]]:
+    sku = fake.add_sku("250 credits")
+    env = base_env(tmp_path, DISCORD_SKU_PACKS=f"{sku['id']}:{SKU_CREDITS}")
+    settings = load_settings(env, env_file=None)
+    async with build_app(settings, sweep=False) as app, running(fake, app) as bot:
+        yield Harness(app, fake, bot, lambda: running(fake, app)), sku["id"]
+
+
+async def wait_balance(h: Harness, expected: int) -> None:
+    for _ in range(200):
+        if await h.balance() == expected:
+            return
+        await asyncio.sleep(0.025)
+    assert await h.balance() == expected
+
+
+async def books(h: Harness) -> int:
+    async with h.app.store.read() as tx:
+        assert await h.app.store.ledger.check_invariants(tx) == []
+        return (await h.app.store.ledger.system_account(tx, SYSTEM_SALES)).balance
+
+
+async def test_buy_shows_the_skus_as_premium_buttons(shop: tuple[Harness, str]) -> None:
+    h, sku = shop
+    payload = await h.slash("buy")
+    call = await h.callback(payload)
+    data = call.payload["data"]
+    assert "250 credits: 250 credits" in data["content"]
+    [row] = data["components"]
+    [button] = row["components"]
+    assert button["type"] == 2 and button["style"] == 6 and str(button["sku_id"]) == sku
+    assert "custom_id" not in button and "label" not in button
+
+
+async def test_entitlement_created_twice_credits_once_and_is_consumed(
+    shop: tuple[Harness, str],
+) -> None:
+    h, sku = shop
+    ent = await h.fake.create_entitlement(USER_ID, sku)
+    await wait_balance(h, 100 + SKU_CREDITS)
+    await h.fake.wait_for_call(f"/entitlements/{ent['id']}/consume", method="POST")
+    assert h.fake.entitlements[int(ent["id"])]["consumed"] is True
+    dm = await h.fake.wait_for_call("/messages", method="POST")
+    assert "250 credits were added" in dm.payload["content"]
+
+    # Discord sends the same event again, and an interaction carries it too.
+    h.fake.entitlements[int(ent["id"])]["consumed"] = False
+    await h.fake.dispatch("ENTITLEMENT_CREATE", ent)
+    payload = h.fake.slash_interaction("balance", user_id=USER_ID)
+    payload["entitlements"] = [ent]
+    await h.fake.send_interaction(payload)
+    await h.ephemeral(payload)
+    assert await h.balance() == 100 + SKU_CREDITS
+    assert await books(h) == -SKU_CREDITS
+
+    async with h.app.store.read() as tx:
+        account = await h.app.store.ledger.find_account(tx, "discord", str(USER_ID))
+        assert account is not None
+        [purchase] = [
+            t for t in await h.app.store.ledger.history(tx, account.id) if t.kind == "purchase"
+        ]
+    assert purchase.reason == f"discord {ent['id']}"
+
+
+async def test_credited_but_not_consumed_is_consumed_after_a_restart(
+    shop: tuple[Harness, str],
+) -> None:
+    h, sku = shop
+    path = "/consume"
+    h.fake.inject_error(path, status=500, method="POST", times=1)
+    ent = await h.fake.create_entitlement(USER_ID, sku)
+    await wait_balance(h, 100 + SKU_CREDITS)
+    await h.fake.wait_for_call(path, method="POST")
+    assert h.fake.entitlements[int(ent["id"])]["consumed"] is False
+    assert [p.charge_id for p in await h.app.payments.unconsumed("discord")] == [ent["id"]]
+
+    await h.bot.close()
+    async with h.start_bot() as bot:
+        cog = bot.get_cog("BuyCog")
+        assert isinstance(cog, BuyCog)
+        for _ in range(200):
+            if h.fake.entitlements[int(ent["id"])]["consumed"]:
+                break
+            await asyncio.sleep(0.025)
+        assert h.fake.entitlements[int(ent["id"])]["consumed"] is True
+    assert await h.balance() == 100 + SKU_CREDITS
+    assert await h.app.payments.unconsumed("discord") == []
+    assert await books(h) == -SKU_CREDITS
+
+
+async def test_an_entitlement_found_at_start_is_credited(fake: FakeDiscord, tmp_path: Path) -> None:
+    """Bought while the bot was down: the start lists it, credits it, consumes it."""
+    sku = fake.add_sku("250 credits")
+    ent = fake.entitlement(USER_ID, sku["id"])
+    env = base_env(tmp_path, DISCORD_SKU_PACKS=f"{sku['id']}:{SKU_CREDITS}")
+    async with build_app(load_settings(env, env_file=None), sweep=False) as app:
+        async with running(fake, app):
+            await fake.wait_for_call(f"/entitlements/{ent['id']}/consume", method="POST")
+        assert await app.balance(UserRef("discord", str(USER_ID))) == 100 + SKU_CREDITS
