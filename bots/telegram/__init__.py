@@ -186,7 +186,8 @@ MENU_LANGUAGES: dict[str, str] = {
 def command_menus(app: Imagine) -> dict[str | None, list[BotCommand]]:
     """Each menu by its ``language_code``; None is the menu for every other
     language, in DEFAULT_LOCALE."""
-    wanted: dict[str | None, str] = {None: app.settings.default_locale, **MENU_LANGUAGES}
+    wanted: dict[str | None, str] = {None: app.settings.default_locale}
+    wanted.update(MENU_LANGUAGES)
     return {
         code: [BotCommand(name, app.text.t(f"command.{name}", locale)[:256]) for name in _COMMANDS]
         for code, locale in wanted.items()
