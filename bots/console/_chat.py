@@ -200,7 +200,8 @@ class ConsoleChat:
         """``/topup AMOUNT [reason]`` tops up the console user (the operator)."""
         words = shlex.split(text) if text else []
         if not words or not words[0].isdigit():
-            self.emit(self.app.text.t("admin.usage", locale, usage="/topup AMOUNT [reason]"))
+            usage = self.app.text.t("usage.console_topup", locale)
+            self.emit(self.app.text.t("admin.usage", locale, usage=usage))
             return
         balance = await self.app.admin_topup(
             self.user, self.user, int(words[0]), " ".join(words[1:]) or None
