@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from babel.numbers import format_decimal
+
 from core.errors import ImagineError, InvalidRequest, TaskFailed, VendorRejected
 from core.locales import ENGLISH, LANGUAGES, catalogue, normalize_locale
 from core.types import Progress
@@ -51,6 +53,12 @@ class Messages:
         """Any locale hint or stored choice as one of ``LANGUAGES``."""
         return normalize_locale(hint, self.default_locale)
 
+    def number(self, value: object, locale: str | None = None) -> str:
+        """A number with the language's digit grouping."""
+        if not isinstance(value, int) or isinstance(value, bool):
+            return str(value)
+        return format_decimal(value, locale=self.locale(locale).replace("-", "_"))
+
     def t(self, key: str, locale: str | None = None, **params: Any) -> str:
         """The sentence for ``key``; a message with plural forms takes the one its
         count field (``#. plural: <field>`` in the catalogue) asks for."""
@@ -76,6 +84,9 @@ class Messages:
                 reason = params.get("reason")
                 code = reason if reason in _DOWNLOAD_REASONS else "failed"
                 params["reason"] = self.t(f"download.{code}", locale)
+            if params["kind"] == "amount":  # 1,000,000 or 1 000 000 as the language writes it
+                for bound in ("low", "high"):
+                    params[bound] = self.number(params[bound], locale)
             if params["kind"] == "language":
                 params["languages"] = ", ".join(LANGUAGES)
             return self.t(f"invalid.{params['kind']}", locale, **params)
