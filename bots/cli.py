@@ -32,6 +32,7 @@ from core import redaction
 from core.app import Imagine
 from core.bootstrap import build_app, configure_logging
 from core.errors import ConfigError, ImagineError, InsufficientCredits, InvalidRequest
+from core.locales import LANGUAGES
 from core.messages import Messages
 from core.ports import ChatRef, UserRef
 from core.redaction import secrets_from
@@ -138,7 +139,7 @@ def _source(ref: str) -> SourceRef:
         return SourceRef(URL, ref, public_url=ref)
     path = Path(ref).expanduser()
     if not path.is_file():
-        raise InvalidRequest("missing file", kind="download", reason=f"no file {ref}")
+        raise InvalidRequest(f"no such file: {ref}", kind="download", reason="missing")
     return SourceRef(PATH, str(path.resolve()), size=path.stat().st_size)
 
 
@@ -580,6 +581,8 @@ def _cli_error(err: ImagineError, user: str | None = None) -> str:
     kind = err.params.get("kind") if isinstance(err, InvalidRequest) else None
     if isinstance(kind, str) and kind in _CLI_SENTENCES:
         return _CLI_SENTENCES[kind]
+    if kind == "download" and isinstance(err, InvalidRequest) and err.reason == "missing":
+        return f"{err.detail}."
     if isinstance(err, InsufficientCredits):
         who = user or "cli:operator"
         return (
@@ -593,7 +596,7 @@ def _cli_notice(text: Messages, notice: str) -> str:
     """A failure the worker told through the folder frontend, in command-line words
     where the catalogue's sentence speaks to a chat user."""
     for kind, sentence in _CLI_SENTENCES.items():
-        if any(notice == text.t(f"invalid.{kind}", locale) for locale in ("en", "zh")):
+        if any(notice == text.t(f"invalid.{kind}", locale) for locale in LANGUAGES):
             return sentence
     return notice
 

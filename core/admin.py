@@ -80,9 +80,8 @@ def _positive(amount: int, *, zero_ok: bool = False) -> int:
         or (amount == 0 and not zero_ok)
         or amount > MAX_AMOUNT
     ):
-        why = "zero or a positive whole number" if zero_ok else "a positive whole number"
         raise InvalidRequest(
-            "bad amount", kind="option", option="amount", why=f"{why} up to {MAX_AMOUNT:,}"
+            f"bad amount {amount!r}", kind="amount", low=0 if zero_ok else 1, high=MAX_AMOUNT
         )
     return amount
 

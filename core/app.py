@@ -16,6 +16,7 @@ from core.errors import DeliveryFailed, InvalidRequest
 from core.frontends import Frontends
 from core.job_params import load_request, result_files
 from core.jobs import JobService
+from core.locales import parse_locale
 from core.messages import Messages, normalize_locale
 from core.options import Defaults, ParsedPrompt, parse_prompt
 from core.payments import Payments
@@ -105,7 +106,9 @@ class Imagine:
         return self.admin.is_admin(user)
 
     def locale_for(self, user: UserRef, saved: str | None = None) -> str:
-        return saved or normalize_locale(user.locale, self.settings.default_locale)
+        """The stored choice (a legacy ``zh`` reads as Simplified Chinese), else the
+        platform's hint, else DEFAULT_LOCALE."""
+        return normalize_locale(saved or user.locale, self.settings.default_locale)
 
     async def _account(self, tx: Tx, user: UserRef) -> Account:
         return await self.store.ledger.get_or_create_account(
@@ -156,8 +159,16 @@ class Imagine:
             }.items()
             if v is not None
         }
-        if "locale" in changes and changes["locale"] not in ("en", "zh"):
-            raise InvalidRequest("bad option", kind="option", option="locale", why="en or zh")
+        if "locale" in changes:
+            # Stored as one of LANGUAGES, whatever alias was typed (zh-tw, es-419...).
+            chosen = parse_locale(str(changes["locale"]))
+            if chosen is None:
+                raise InvalidRequest(
+                    f"unknown language {changes['locale']!r}",
+                    kind="language",
+                    value=str(changes["locale"])[:32],
+                )
+            changes["locale"] = chosen
         async with self.store.transaction() as tx:
             current = Defaults.from_json(await self.store.flags.get(tx, _prefs_key(user)))
             updated = replace(current, **changes)  # type: ignore[arg-type]

@@ -405,7 +405,7 @@ class JobService:
                 return await asyncio.to_thread(_read_path, ref.ref)
             except OSError:
                 raise InvalidRequest(
-                    "missing file", kind="download", reason=f"no file {ref.ref}"
+                    f"missing file {ref.ref}", kind="download", reason="missing"
                 ) from None
         return await frontend.fetch_source(ref)
 
@@ -531,13 +531,7 @@ class JobService:
             with contextlib.suppress(Exception):
                 await frontend.notify(
                     ctx.chat,
-                    self.text.t(
-                        "delivery_partial",
-                        ctx.locale,
-                        delivered=delivered,
-                        total=len(images),
-                        cost=charge,
-                    ),
+                    self.text.delivery_partial(ctx.locale, delivered, len(images), charge),
                 )
         try:
             await self.settle(job_id, charge, loss=cost - charge)

@@ -1,6 +1,7 @@
 """The message catalogue every frontend renders from: one sentence per outcome, in
-English or Simplified Chinese. ``error()`` is the one place a domain error
-becomes chat text; it never shows a vendor body or a secret."""
+each of ``core.locales.LANGUAGES`` (gettext catalogues, with plural forms).
+``error()`` is the one place a domain error becomes chat text; it never shows a
+vendor body, a secret or an English reason inside another language's sentence."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from babel.numbers import format_decimal
+
 from core.errors import (
     ImagineError,
     InsufficientCredits,
@@ -20,7 +23,7 @@ from core.errors import (
     VendorRejected,
 )
 from core.job_ids import short_id
-from core.locales import en, zh
+from core.locales import ENGLISH, LANGUAGES, catalogue, normalize_locale
 from core.types import Progress
 
 if TYPE_CHECKING:
@@ -32,18 +35,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LOCALES: dict[str, dict[str, str]] = {"en": en.MESSAGES, "zh": zh.MESSAGES}
+__all__ = ["LANGUAGES", "Messages", "normalize_locale"]
 # A vendor error code safe to show: short, and nothing a chat could render as markup.
 _VENDOR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
-def normalize_locale(hint: str | None, default: str = "en") -> str:
-    """Telegram's ``zh-hans``, Discord's ``zh-CN``/``zh-TW`` all map to ``zh``."""
-    if hint and hint.lower().startswith("zh"):
-        return "zh"
-    if hint and hint.lower().startswith("en"):
-        return "en"
-    return default
+# Why a download failed, as the catalogue's ``download.<reason>`` keys: the
+# reason an error carries is a code, never a sentence.
+_DOWNLOAD_REASONS = frozenset(
+    {"gone", "missing", "unsupported_link", "unavailable", "no_answer", "refused"}
+)
 
 
 class _Lenient(dict[str, Any]):
@@ -58,9 +59,22 @@ class Messages:
     """Platforms where users can buy credit packs: a refusal for lack of credits
     offers /buy there instead of only an admin."""
 
+    def locale(self, hint: str | None) -> str:
+        """Any locale hint or stored choice as one of ``LANGUAGES``."""
+        return normalize_locale(hint, self.default_locale)
+
+    def number(self, value: object, locale: str | None = None) -> str:
+        """A number with the language's digit grouping."""
+        if not isinstance(value, int) or isinstance(value, bool):
+            return str(value)
+        return format_decimal(value, locale=self.locale(locale).replace("-", "_"))
+
     def t(self, key: str, locale: str | None = None, **params: Any) -> str:
-        catalogue = LOCALES.get(locale or self.default_locale, LOCALES["en"])
-        template = catalogue.get(key) or LOCALES["en"].get(key)
+        """The sentence for ``key``; a message with plural forms takes the one its
+        count field (``#. plural: <field>`` in the catalogue) asks for."""
+        template = catalogue(self.locale(locale)).template(key, params)
+        if template is None:
+            template = catalogue(ENGLISH).template(key, params)
         if template is None:
             log.error("message key %r is missing", key)
             return key
@@ -76,6 +90,15 @@ class Messages:
             params = dict(err.params)
             if "n_max" in params:  # option errors list every flag with the real range
                 params["flags"] = self.t("options.flags", locale, n_max=params["n_max"])
+            if params["kind"] == "download":
+                reason = params.get("reason")
+                code = reason if reason in _DOWNLOAD_REASONS else "failed"
+                params["reason"] = self.t(f"download.{code}", locale)
+            if params["kind"] == "amount":  # 1,000,000 or 1 000 000 as the language writes it
+                for bound in ("low", "high"):
+                    params[bound] = self.number(params[bound], locale)
+            if params["kind"] == "language":
+                params["languages"] = ", ".join(LANGUAGES)
             return self.t(f"invalid.{params['kind']}", locale, **params)
         if isinstance(err, VendorRejected | TaskFailed):
             return self._vendor_refusal(err, locale)
@@ -99,6 +122,11 @@ class Messages:
         if _VENDOR_CODE.fullmatch(code):
             return self.t(f"{err.code}.code", locale, vendor_code=code)
         return self.t(err.code, locale)
+
+    def delivery_partial(self, locale: str | None, delivered: int, total: int, cost: int) -> str:
+        """Two sentences, each with its own count (a gettext message has one)."""
+        shown = self.t("delivery_partial", locale, delivered=delivered, total=total)
+        return f"{shown} {self.t('delivery_partial.charged', locale, cost=cost)}"
 
     # --- progress and results -------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 from core.errors import ConfigError
+from core.locales import LANGUAGES, parse_locale
 from core.packs import CreditPack, parse_sku_packs, parse_star_packs
 from core.vendors.preset import Preset, PriceTable
 from core.vendors.presets import PRESETS
@@ -379,9 +380,13 @@ def load_settings(
             "DISCORD_ALERT_CHANNEL_ID must be a numeric channel id.",
             setting="DISCORD_ALERT_CHANNEL_ID",
         )
-    locale = (_env(merged, "DEFAULT_LOCALE", "en") or "en").lower()
-    if locale not in ("en", "zh"):
-        raise ConfigError("DEFAULT_LOCALE must be en or zh.", setting="DEFAULT_LOCALE")
+    raw_locale = _env(merged, "DEFAULT_LOCALE", "en") or "en"
+    locale = parse_locale(raw_locale)
+    if locale is None:
+        raise ConfigError(
+            f"DEFAULT_LOCALE must be one of {', '.join(LANGUAGES)} (got {raw_locale[:32]!r}).",
+            setting="DEFAULT_LOCALE",
+        )
     return Settings(
         preset=preset,
         vendor_api_key=api_key,

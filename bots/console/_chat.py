@@ -17,6 +17,7 @@ from typing import TypeVar
 from bots.files import FolderFrontend
 from core.app import Imagine
 from core.errors import ImagineError
+from core.locales import take_language
 from core.ports import ChatRef, Delivery, UserRef
 from core.sources import PATH, SourceRef
 
@@ -185,11 +186,7 @@ class ConsoleChat:
     async def settings(self, text: str, locale: str) -> None:
         """``/settings --ar 16:9 --q high`` or ``/settings lang=zh``."""
         profile = await self.app.profile(self.user)
-        lang = None
-        for word in text.split():
-            if word.startswith(("lang=", "language=")):
-                lang = word.split("=", 1)[1]
-                text = text.replace(word, "")
+        text, lang = take_language(text)
         parsed = self.app.parse_prompt(text, profile.defaults)
         d = parsed.defaults
         saved = await self.app.save_defaults(
@@ -200,11 +197,10 @@ class ConsoleChat:
             n=d.n,
             locale=lang,
         )
+        shown = saved.locale or locale
         self.emit(
             self.app.text.t(
-                "options.saved",
-                saved.locale or locale,
-                summary=self.app.text.options_summary(locale, saved),
+                "options.saved", shown, summary=self.app.text.options_summary(shown, saved)
             )
         )
 
@@ -212,7 +208,8 @@ class ConsoleChat:
         """``/topup AMOUNT [reason]`` tops up the console user (the operator)."""
         words = shlex.split(text) if text else []
         if not words or not words[0].isdigit():
-            self.emit(self.app.text.t("admin.usage", locale, usage="/topup AMOUNT [reason]"))
+            usage = self.app.text.t("usage.console_topup", locale)
+            self.emit(self.app.text.t("admin.usage", locale, usage=usage))
             return
         balance = await self.app.admin_topup(
             self.user, self.user, int(words[0]), " ".join(words[1:]) or None

@@ -12,10 +12,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from core.locales import LANGUAGES, NATIVE_NAMES
+
 from ._context import app_of
 from ._imagine_cog import overrides_of
-from ._options import LANGUAGES, Choice, describe, preset_choices, with_choices
+from ._options import Choice, describe, preset_choices, with_choices
 from ._show import history_view, show_command
+from ._translator import text
 from ._users import interaction_user
 
 if TYPE_CHECKING:
@@ -114,12 +117,12 @@ async def settings(
 
 
 _DESCRIPTIONS = {
-    "prompt": "What you would draw",
-    "aspect": "Aspect ratio",
-    "resolution": "Resolution tier",
-    "quality": "Quality",
-    "count": "How many images",
-    "language": "The bot's language for you",
+    "prompt": text("option.price_prompt"),
+    "aspect": text("option.aspect"),
+    "resolution": text("option.resolution"),
+    "quality": text("option.quality"),
+    "count": text("option.count"),
+    "language": text("option.language"),
 }
 
 
@@ -127,23 +130,21 @@ def account_commands(bot: ImagineBot) -> list[app_commands.Command[Any, ..., Non
     choices = preset_choices(bot.app.preset)
     settings_choices = {
         **choices,
-        "language": [Choice(name=name, value=code) for name, code in LANGUAGES],
+        "language": [Choice(name=NATIVE_NAMES[code], value=code) for code in LANGUAGES],
     }
     return [
-        app_commands.Command(name="balance", description="Your credit balance", callback=balance),
-        app_commands.Command(
-            name="history", description="Your recent credits activity", callback=history
-        ),
+        app_commands.Command(name="balance", description=text("command.balance"), callback=balance),
+        app_commands.Command(name="history", description=text("command.history"), callback=history),
         show_command(),
-        app_commands.Command(name="help", description="How to use this bot", callback=help_),
+        app_commands.Command(name="help", description=text("command.help"), callback=help_),
         app_commands.Command(
             name="price",
-            description="What an image would cost",
+            description=text("command.price"),
             callback=describe(with_choices(price, choices), _DESCRIPTIONS),
         ),
         app_commands.Command(
             name="settings",
-            description="Your default size, quality, count and language",
+            description=text("command.settings"),
             callback=describe(with_choices(settings, settings_choices), _DESCRIPTIONS),
         ),
     ]

@@ -20,6 +20,7 @@ from ._errors import report_interaction_error
 from ._frontend import DiscordFrontend
 from ._imagine_cog import ImagineCog
 from ._throttle import ThrottledTree
+from ._translator import CatalogueTranslator
 from ._views import DYNAMIC_ITEMS
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class ImagineBot(commands.Bot):
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
+        await self.tree.set_translator(CatalogueTranslator(self.app.text))
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         await self.add_cog(ImagineCog(self))
         await self.add_cog(AccountCog(self))
@@ -81,13 +83,18 @@ class ImagineBot(commands.Bot):
         # No prefix commands: mention-replies are handled by ImagineCog's listener.
         return
 
-    def commands_hash(self) -> str:
-        """What a sync would send (every command's payload, the application and the
-        guilds), hashed: equal hashes mean Discord already has these commands."""
-        commands = sorted(
-            (c.to_dict(self.tree) for c in self.tree.get_commands()),
-            key=lambda d: (int(d.get("type", 1)), str(d["name"])),
-        )
+    async def commands_hash(self) -> str:
+        """What a sync would send (every command's payload with its translations,
+        the application and the guilds), hashed: equal hashes mean Discord already
+        has these commands, so an edited translation syncs again too."""
+        translator = self.tree.translator
+        payloads = [
+            await c.get_translated_payload(self.tree, translator)
+            if translator is not None
+            else c.to_dict(self.tree)
+            for c in self.tree.get_commands()
+        ]
+        commands = sorted(payloads, key=lambda d: (int(d.get("type", 1)), str(d["name"])))
         what = {
             "application": self.application_id,
             "guilds": sorted(self.app.settings.discord_guild_ids),
@@ -102,7 +109,7 @@ class ImagineBot(commands.Bot):
         only when the definitions changed since the last sync: each sync counts against
         Discord's daily limit on command registrations."""
         store = self.app.store
-        digest = self.commands_hash()
+        digest = await self.commands_hash()
         if not force:
             async with store.read() as tx:
                 if await store.flags.get(tx, COMMANDS_HASH_FLAG) == digest:

@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from ._context import app_of
+from ._translator import text
 from ._users import interaction_user, user_ref
 
 if TYPE_CHECKING:
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
     from ._bot import ImagineBot
 
 MESSAGE_LIMIT = 2000
+_OPTIONS = {
+    "user": text("option.user"),
+    "amount": text("option.amount"),
+    "reason": text("option.reason"),
+}
 
 
 async def _locale(app: Imagine, interaction: discord.Interaction) -> str:
@@ -44,15 +50,15 @@ def _request_id(interaction: discord.Interaction) -> str:
 class CreditsCog(commands.Cog):
     credits = app_commands.Group(
         name="credits",
-        description="Manage users' credits (admins only)",
+        description=text("command.credits"),
         default_permissions=discord.Permissions(administrator=True),
     )
 
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
 
-    @credits.command(name="topup", description="Add credits to a user")
-    @app_commands.describe(user="Who gets the credits", amount="Credits to add", reason="Why")
+    @credits.command(name="topup", description=text("command.credits.topup"))
+    @app_commands.describe(**_OPTIONS)
     async def topup(
         self,
         interaction: discord.Interaction,
@@ -73,8 +79,8 @@ class CreditsCog(commands.Cog):
         )
         await _reply(interaction, text)
 
-    @credits.command(name="set", description="Set a user's balance")
-    @app_commands.describe(user="Whose balance", amount="The new balance", reason="Why")
+    @credits.command(name="set", description=text("command.credits.set"))
+    @app_commands.describe(**{**_OPTIONS, "amount": text("option.new_balance")})
     async def set_(
         self,
         interaction: discord.Interaction,
@@ -91,8 +97,8 @@ class CreditsCog(commands.Cog):
         )
         await _reply(interaction, text)
 
-    @credits.command(name="deduct", description="Take credits from a user")
-    @app_commands.describe(user="Whose credits", amount="Credits to take", reason="Why")
+    @credits.command(name="deduct", description=text("command.credits.deduct"))
+    @app_commands.describe(**_OPTIONS)
     async def deduct(
         self,
         interaction: discord.Interaction,
@@ -113,21 +119,21 @@ class CreditsCog(commands.Cog):
         )
         await _reply(interaction, text)
 
-    @credits.command(name="show", description="A user's balance and recent activity")
-    @app_commands.describe(user="Whose account")
+    @credits.command(name="show", description=text("command.credits.show"))
+    @app_commands.describe(user=text("option.user"))
     async def show(self, interaction: discord.Interaction, user: discord.User) -> None:
         app = app_of(interaction)
         report = await app.admin_show(interaction_user(interaction), user_ref(user))
         locale = await _locale(app, interaction)
         await _reply(interaction, app.text.account_report(locale, report, user.mention))
 
-    @credits.command(name="jobs", description="Recent image jobs")
+    @credits.command(name="jobs", description=text("command.credits.jobs"))
     async def jobs(self, interaction: discord.Interaction) -> None:
         app = app_of(interaction)
         summaries = await app.admin_jobs(interaction_user(interaction))
         await _reply(interaction, app.text.jobs(await _locale(app, interaction), summaries))
 
-    @credits.command(name="resume", description="Accept jobs again after a vendor 402 pause")
+    @credits.command(name="resume", description=text("command.credits.resume"))
     async def resume(self, interaction: discord.Interaction) -> None:
         app = app_of(interaction)
         cleared = await app.admin_resume(interaction_user(interaction))

@@ -90,7 +90,7 @@ class DiscordFrontend:
         url = ref.ref
         if ref.kind != PLATFORM or not is_discord_media(url):
             # Stored references come from this frontend only; never fetch elsewhere.
-            raise InvalidRequest("not a Discord URL", kind="download", reason="unsupported link")
+            raise InvalidRequest("not a Discord URL", kind="download", reason="unsupported_link")
         limit = self.app.settings.max_image_bytes
         too_large = InvalidRequest("image too large", kind="bytes", limit_mb=limit // (1024 * 1024))
         if ref.size is not None and ref.size > limit:
@@ -112,9 +112,7 @@ class DiscordFrontend:
             ):
                 if resp.status != 200:
                     log.info("source download answered HTTP %s", resp.status)
-                    raise InvalidRequest(
-                        "download failed", kind="download", reason="it is no longer available"
-                    )
+                    raise InvalidRequest("download failed", kind="download", reason="unavailable")
                 if (resp.content_length or 0) > limit:
                     raise too_large
                 body = bytearray()
@@ -125,9 +123,7 @@ class DiscordFrontend:
                 return bytes(body)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("source download failed: %s", type(exc).__name__)
-            raise InvalidRequest(
-                "download failed", kind="download", reason="Discord did not answer"
-            ) from None
+            raise InvalidRequest("download failed", kind="download", reason="no_answer") from None
 
     async def publish(
         self, job_id: str, sources: tuple[SourceImage, ...]

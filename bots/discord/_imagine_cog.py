@@ -23,21 +23,23 @@ from ._jobs import Intake, Overrides, submit_for_interaction, submit_for_message
 from ._modals import InstructionModal, OnInstruction
 from ._options import IMAGE_OPTIONS, describe, image_option_count, preset_choices, with_choices
 from ._sources import attachment_refs, checked_refs, message_refs
+from ._translator import text
 
 if TYPE_CHECKING:
     from ._bot import ImagineBot
 
-# Command names and descriptions are registered once with Discord, in English.
+# Descriptions come from the catalogue: English by default, with every other
+# language as Discord localizations (see _translator).
 _DESCRIPTIONS = {
-    "prompt": "What to draw, or how to change the attached images",
-    "aspect": "Aspect ratio",
-    "resolution": "Resolution tier",
-    "quality": "Quality",
-    "count": "How many images",
-    "image": "An image to edit instead of generating",
-    "image2": "A second image",
-    "image3": "A third image",
-    "image4": "A fourth image",
+    "prompt": text("option.prompt"),
+    "aspect": text("option.aspect"),
+    "resolution": text("option.resolution"),
+    "quality": text("option.quality"),
+    "count": text("option.count"),
+    "image": text("option.image"),
+    "image2": text("option.image2"),
+    "image3": text("option.image3"),
+    "image4": text("option.image4"),
 }
 
 
@@ -82,7 +84,7 @@ def imagine_command(bot: ImagineBot) -> app_commands.Command[Any, ..., None]:
     callback = with_choices(imagine, preset_choices(preset), drop=drop)
     callback = describe(callback, _DESCRIPTIONS)
     return app_commands.Command(
-        name="imagine", description="Make an image from words, or edit images", callback=callback
+        name="imagine", description=text("command.imagine"), callback=callback
     )
 
 
@@ -90,7 +92,9 @@ class ImagineCog(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
         self.imagine = imagine_command(bot)
-        self.edit_menu = app_commands.ContextMenu(name="Edit image", callback=self.edit_image)
+        self.edit_menu = app_commands.ContextMenu(
+            name=text("edit.modal_title"), callback=self.edit_image
+        )
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.imagine)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from discord import app_commands
@@ -23,7 +23,6 @@ Choice = app_commands.Choice
 
 MAX_CHOICES = 25  # Discord's limit per option
 IMAGE_OPTIONS = ("image", "image2", "image3", "image4")
-LANGUAGES = (("English", "en"), ("中文", "zh"))
 
 
 def _str_choices(values: Iterable[str]) -> list[Choice[str]]:
@@ -77,7 +76,7 @@ def _copy(func: F) -> F:
     return cast(F, clone)
 
 
-def describe(func: F, descriptions: dict[str, str]) -> F:
+def describe(func: F, descriptions: Mapping[str, str | app_commands.locale_str]) -> F:
     """``app_commands.describe`` for the options that survived ``with_choices``."""
     params = inspect.signature(func).parameters
     kept = {name: text for name, text in descriptions.items() if name in params}

@@ -32,7 +32,6 @@ from bots.telegram._ratelimit import RetryAfterLimiter
 from bots.telegram._users import PLATFORM
 from core.app import Imagine
 from core.errors import ConfigError
-from core.messages import LOCALES
 
 __all__ = ["build_application", "run_telegram", "telegram_delivery"]
 
@@ -174,29 +173,34 @@ def _api_base(url: str, suffix: str) -> str:
     return url if url.endswith("/" + suffix.rsplit("/", 1)[-1]) else f"{url}/{suffix}"
 
 
+# Telegram keys command menus by a two-letter ISO 639-1 code, so both Chinese
+# scripts share ``zh``: it gets Simplified, the script most of its users read.
+MENU_LANGUAGES: dict[str, str] = {
+    "en": "en",
+    "zh": "zh-Hans",
+    "ja": "ja",
+    "ko": "ko",
+    "ru": "ru",
+    "es": "es",
+}
+
+
+def command_menus(app: Imagine) -> dict[str | None, list[BotCommand]]:
+    """Each menu by its ``language_code``; None is the menu for every other
+    language, in DEFAULT_LOCALE."""
+    wanted: dict[str | None, str] = {None: app.settings.default_locale}
+    wanted.update(MENU_LANGUAGES)
+    names = _COMMANDS + (("buy",) if app.payments.packs(PLATFORM) else ())
+    return {
+        code: [BotCommand(name, app.text.t(f"command.{name}", locale)[:256]) for name in names]
+        for code, locale in wanted.items()
+    }
+
+
 async def _set_commands(application: TelegramApp, app: Imagine) -> None:
-    """Command menus per language; the descriptions are the first words of /help."""
-    for locale in ("en", "zh"):
-        names = _COMMANDS + (("buy",) if app.payments.packs(PLATFORM) else ())
-        commands = [BotCommand(name, _describe(app, name, locale)) for name in names]
+    for code, commands in command_menus(app).items():
         with contextlib.suppress(TelegramError):
-            await application.bot.set_my_commands(
-                commands, language_code=None if locale == "en" else locale
-            )
-
-
-def _describe(app: Imagine, name: str, locale: str) -> str:
-    """``command.<name>`` from the catalogue when it has one, else the /help line."""
-    key = f"command.{name}"
-    if key in LOCALES.get(locale, LOCALES["en"]):
-        return app.text.t(key, locale)[:256]
-    lines = app.text.help(locale, app.preset).splitlines()
-    for line in lines:
-        for part in line.split(" · "):
-            if part.startswith(f"/{name}") and "—" in part:
-                return part.split("—", 1)[1].strip()[:256] or name
-    mentions = [line for line in lines if f"/{name}" in line]
-    return mentions[0][:256] if mentions else name
+            await application.bot.set_my_commands(commands, language_code=code)
 
 
 async def run_telegram(app: Imagine, stop: asyncio.Event) -> None:

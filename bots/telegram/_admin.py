@@ -38,11 +38,12 @@ class AdminHandlers(TurnBase):
         self,
         turn: Turn,
         context: Context,
-        usage: str,
+        usage_key: str,
         action: Callable[[UserRef, int, str | None], Awaitable[int]],
         done_key: str,
     ) -> None:
         args = list(context.args or [])
+        usage = self.app.text.t(usage_key, turn.locale)
         try:
             target, rest = await self._target_and_args(turn, args)
         except InvalidRequest:
@@ -69,7 +70,7 @@ class AdminHandlers(TurnBase):
         await self._amount_command(
             turn,
             context,
-            "/topup <user> <amount> [reason]",
+            "usage.topup",
             lambda t, a, r: self.app.admin_topup(turn.user, t, a, r, turn.request_id),
             "admin.topup_done",
         )
@@ -79,7 +80,7 @@ class AdminHandlers(TurnBase):
         await self._amount_command(
             turn,
             context,
-            "/setcredits <user> <amount> [reason]",
+            "usage.setcredits",
             lambda t, a, r: self.app.admin_set(turn.user, t, a, r, turn.request_id),
             "admin.set_done",
         )
@@ -89,7 +90,7 @@ class AdminHandlers(TurnBase):
         await self._amount_command(
             turn,
             context,
-            "/deduct <user> <amount> <reason>",
+            "usage.deduct",
             lambda t, a, r: self.app.admin_deduct(turn.user, t, a, r, turn.request_id),
             "admin.deduct_done",
         )
@@ -100,7 +101,10 @@ class AdminHandlers(TurnBase):
             target, _ = await self._target_and_args(turn, list(context.args or []))
         except InvalidRequest:
             await self.say(
-                turn, self.app.text.t("admin.usage", turn.locale, usage="/credits <user>")
+                turn,
+                self.app.text.t(
+                    "admin.usage", turn.locale, usage=self.app.text.t("usage.credits", turn.locale)
+                ),
             )
             return
         report = await self.app.admin_show(turn.user, target)

@@ -37,6 +37,7 @@ from bots.telegram._users import PLATFORM, hint_locale
 from core.app import Imagine
 from core.errors import ImagineError, InvalidRequest
 from core.job_ids import short_id
+from core.locales import take_language
 from core.options import Defaults
 from core.ports import ChatRef
 from core.results import Submitted
@@ -407,13 +408,34 @@ class Handlers(AdminHandlers, PaymentHandlers):
     def _settings_view(self, turn: Turn, defaults: Defaults) -> tuple[str, InlineKeyboardMarkup]:
         locale = defaults.locale or turn.locale
         text = self.app.text.options_summary(locale, defaults)
-        markup = kb.settings_keyboard(turn.user.user_id, self._choice(defaults), locale, "✅ OK")
+        markup = kb.settings_keyboard(
+            turn.user.user_id,
+            self._choice(defaults),
+            self.app.text.locale(locale),
+            self.app.text.t("button.done", locale),
+        )
         return text, markup
 
     @turn
     async def settings(self, turn: Turn, context: Context) -> None:
-        text, markup = self._settings_view(turn, turn.defaults)
-        await self.say(turn, text, markup)
+        """The menu, or ``/settings lang=ja --ar 16:9`` typed out."""
+        words, lang = take_language(text_after_command(turn.message))
+        if not words and lang is None:
+            text, markup = self._settings_view(turn, turn.defaults)
+            await self.say(turn, text, markup)
+            return
+        d = self.app.parse_prompt(words, turn.defaults).defaults
+        saved = await self.app.save_defaults(
+            turn.user,
+            aspect=d.aspect,
+            resolution=d.resolution,
+            quality=d.quality,
+            n=d.n,
+            locale=lang,
+        )
+        shown = saved.locale or turn.locale
+        summary = self.app.text.options_summary(shown, saved.fitted(self.app.preset))
+        await self.say(turn, self.app.text.t("options.saved", shown, summary=summary))
 
     async def _settings_press(self, turn: Turn, query: CallbackQuery, press: kb.Press) -> None:
         message = query.message if isinstance(query.message, Message) else None

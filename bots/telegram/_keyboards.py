@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from core.locales import LANGUAGES, NATIVE_NAMES
+
 MAX_CALLBACK_BYTES = 64
 # Fields a menu button can change; short names keep callback data small.
 FIELDS = {"ar": "aspect", "res": "resolution", "q": "quality", "n": "n", "lang": "locale"}
-LOCALE_NAMES = {"en": "English", "zh": "中文"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +110,14 @@ def settings_keyboard(
     user_id: str, choice: Choice, locale: str, done_label: str
 ) -> InlineKeyboardMarkup:
     rows = option_rows(("s", user_id), choice)
-    rows.append(
-        [
-            InlineKeyboardButton(
-                _mark(name, code == locale), callback_data=encode("s", user_id, "lang", code)
-            )
-            for code, name in LOCALE_NAMES.items()
-        ]
-    )
+    languages = [
+        InlineKeyboardButton(
+            _mark(NATIVE_NAMES[code], code == locale),
+            callback_data=encode("s", user_id, "lang", code),
+        )
+        for code in LANGUAGES
+    ]
+    rows += _rows(languages, 4)
     rows.append([InlineKeyboardButton(done_label, callback_data=encode("s", user_id, "ok"))])
     return InlineKeyboardMarkup(rows)
 

@@ -104,7 +104,9 @@ async def download(bot: Bot, ref: FileRef) -> bytes:
             raise InvalidRequest(
                 "image too large", kind="bytes", limit_mb=DOWNLOAD_LIMIT // 2**20
             ) from None
-        raise InvalidRequest("Telegram would not hand it over", kind="download") from None
+        raise InvalidRequest(
+            "Telegram would not hand it over", kind="download", reason="refused"
+        ) from None
     return bytes(data)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from telegram import Message, User
 
 from core.errors import UnknownUser
+from core.locales import normalize_locale
 from core.ports import UserRef
 
 PLATFORM = "telegram"
@@ -22,12 +23,9 @@ def user_ref(user: User) -> UserRef:
 
 
 def hint_locale(language_code: str | None, default: str = "en") -> str:
-    """Telegram's language hint as one of the catalogue's locales (zh* -> zh)."""
-    if language_code and language_code.lower().startswith("zh"):
-        return "zh"
-    if language_code and language_code.lower().startswith("en"):
-        return "en"
-    return default
+    """Telegram's language hint (``zh-hans``, ``zh-tw``, ``es-419``...) as one of
+    the catalogue's languages."""
+    return normalize_locale(language_code, default)
 
 
 def replied_user(message: Message | None) -> User | None:

@@ -185,15 +185,21 @@ async def test_prompt_limits_and_inline_options(app: Imagine) -> None:
 
 
 async def test_saved_defaults_and_locale(app: Imagine) -> None:
-    await app.save_defaults(ALICE, aspect="9:16", quality="low", locale="zh")
+    # An alias is stored as the language it names: zh is Simplified Chinese.
+    saved = await app.save_defaults(ALICE, aspect="9:16", quality="low", locale="zh")
+    assert saved.locale == "zh-Hans"
     profile = await app.profile(ALICE)
     assert (profile.defaults.aspect, profile.defaults.quality, profile.locale) == (
         "9:16",
         "low",
-        "zh",
+        "zh-Hans",
     )
+    assert (await app.save_defaults(ALICE, locale="zh-TW")).locale == "zh-Hant"
     zh_user = UserRef("test", "li", locale="zh-hans")
-    assert (await app.profile(zh_user)).locale == "zh"
+    assert (await app.profile(zh_user)).locale == "zh-Hans"
+    assert (await app.profile(UserRef("test", "mo", locale="es-419"))).locale == "es"
+    # A choice stored before there were two Chinese scripts.
+    assert app.locale_for(UserRef("test", "old", locale="ja"), "zh") == "zh-Hans"
 
 
 async def test_a_job_waits_its_turn_behind_the_vendor_limit(make_app: Any) -> None:

@@ -536,6 +536,8 @@ class FakeTelegramAPI:
         self.files: dict[str, StoredFile] = {}
         self.chats: dict[int | str, JSONDict] = {}
         self.commands: list[JSONDict] = []
+        # Menus by language_code ("" for everyone else), as the Bot API keeps them.
+        self.menus: dict[str, list[JSONDict]] = {}
         self.webhook_url: str = ""
         self.overrides: dict[str, Any] = {}
         # Seconds a call of that method waits before it is answered (overrides latency).
@@ -1647,7 +1649,7 @@ class FakeTelegramAPI:
         return {"status": "member", "user": user}
 
     def _get_my_commands(self, params: JSONDict, files: dict[str, UploadedFile]) -> Any:
-        return self.commands
+        return self.menus.get(str(params.get("language_code") or ""), self.commands)
 
     def _set_my_commands(self, params: JSONDict, files: dict[str, UploadedFile]) -> bool:
         commands = params.get("commands")
@@ -1659,10 +1661,16 @@ class FakeTelegramAPI:
                 raise _bad_request("BOT_COMMAND_INVALID")
             if not 1 <= len(cmd.get("description", "")) <= 256:
                 raise _bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
-        self.commands = commands
+        code = str(params.get("language_code") or "")
+        if code and not re.fullmatch(r"[a-z]{2}", code):  # ISO 639-1 only
+            raise _bad_request("LANGUAGE_CODE_INVALID")
+        self.menus[code] = commands
+        if not code:
+            self.commands = commands
         return True
 
     def _delete_my_commands(self, params: JSONDict, files: dict[str, UploadedFile]) -> bool:
+        self.menus.pop(str(params.get("language_code") or ""), None)
         self.commands = []
         return True
 

@@ -111,12 +111,12 @@ async def test_settings_saves_defaults_and_language(bot: Harness) -> None:
     # Someone else cannot change my settings.
     bot.press(quality, menu.result, user_id=USER_ID + 1)
     await bot.fake.wait_for("answerCallbackQuery", lambda c: c.params.get("show_alert") is True)
-    bot.press(next(d for d in data if d.endswith(":lang:zh")), menu.result)
+    bot.press(next(d for d in data if d.endswith(":lang:zh-Hans")), menu.result)
     await bot.fake.wait_for("editMessageText", count=2)
     bot.send("/balance")
     await bot.said("余额")
     profile = await bot.app.profile(UserRef("telegram", str(USER_ID)))
-    assert profile.defaults.quality == "high" and profile.locale == "zh"
+    assert profile.defaults.quality == "high" and profile.locale == "zh-Hans"
     bot.send("/imagine a pond")
     await bot.said("high")
 

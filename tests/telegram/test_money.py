@@ -244,7 +244,7 @@ async def test_too_many_active_jobs_refused_before_download(
             assert asyncio.get_running_loop().time() < deadline, "the first job never queued"
             await asyncio.sleep(0.02)
         bot.send("make it blue", reply_to=photo)
-        await bot.said("already have 1 images in progress")
+        await bot.said("already have 1 image in progress")
         assert not fake.calls_of("getFile"), "the over-limit edit's image was downloaded"
         assert await bot.balance() == 100 - PER_IMAGE  # the first job only
         assert await job_count(bot) == 1
