@@ -37,7 +37,15 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from storage.errors import StorageError
-from storage.interfaces import AuditRepo, FlagRepo, JobRepo, LedgerRepo, LimitRepo, Tx
+from storage.interfaces import (
+    AuditRepo,
+    FlagRepo,
+    JobRepo,
+    LedgerRepo,
+    LimitRepo,
+    ReportRepo,
+    Tx,
+)
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +250,7 @@ class PostgresStore:
         from storage.postgres.jobs import PgJobs
         from storage.postgres.ledger import PgLedger
         from storage.postgres.limits import PgLimits
+        from storage.postgres.reports import PgReports
 
         self._pool = pool
         self._dsn = dsn
@@ -254,6 +263,7 @@ class PostgresStore:
         self.audit: AuditRepo = PgAudit(clock)
         self.flags: FlagRepo = PgFlags(clock)
         self.limits: LimitRepo = PgLimits(clock)
+        self.reports: ReportRepo = PgReports()
         # Replaced on every wake-up, so each waiter sees the ones after it began.
         self._work = asyncio.Event()
         # Our NOTIFYs carry this token so our own listener can skip them: the

@@ -33,7 +33,7 @@ from typing import Any
 import aiosqlite
 
 from storage.errors import StorageError
-from storage.interfaces import AuditRepo, FlagRepo, JobRepo, LedgerRepo, LimitRepo
+from storage.interfaces import AuditRepo, FlagRepo, JobRepo, LedgerRepo, LimitRepo, ReportRepo
 from storage.sqlite.audit import SqliteAudit, SqliteFlags
 from storage.sqlite.contexts import (
     COMMITTED,
@@ -47,6 +47,7 @@ from storage.sqlite.contexts import (
 from storage.sqlite.jobs import SqliteJobs
 from storage.sqlite.ledger import SqliteLedger
 from storage.sqlite.limits import SqliteLimits
+from storage.sqlite.reports import SqliteReports
 from storage.sqlite.tx import SAVEPOINT, Batch, Clock, SqliteTx, shielded
 
 BUSY_TIMEOUT_MS = 10_000
@@ -173,6 +174,7 @@ class SqliteStore:
         self.audit: AuditRepo = SqliteAudit(clock)
         self.flags: FlagRepo = SqliteFlags(clock)
         self.limits: LimitRepo = SqliteLimits(clock)
+        self.reports: ReportRepo = SqliteReports()
         # Replaced on every notify, so each waiter sees the notifies after it began.
         self._work = asyncio.Event()
 
