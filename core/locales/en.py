@@ -143,4 +143,6 @@ MESSAGES: dict[str, str] = {
     "alert.settle_failed": "Recording the charge for job {job} failed ({error}); the user has the images and I keep retrying. Check the database (disk space, locks).",
     "alert.vendor_recovered": "✅ The image vendor answers again; jobs are accepted.",
     "console.saved": "saved {path}",
+    # dashboard
+    "stats.caption": "Today (UTC): {jobs} jobs, {charged} credits charged, vendor cost {cost} credits.",
 }

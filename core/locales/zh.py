@@ -137,4 +137,6 @@ MESSAGES: dict[str, str] = {
     "alert.settle_failed": "任务 {job} 的扣费记录失败（{error}）；用户已收到图片，我会继续重试。请检查数据库（磁盘空间、锁）。",
     "alert.vendor_recovered": "✅ 图像服务商已恢复,重新接单。",
     "console.saved": "已保存 {path}",
+    # dashboard
+    "stats.caption": "今天(UTC):{jobs} 个任务,收取 {charged} 积分,服务商成本 {cost} 积分。",
 }
