@@ -66,6 +66,10 @@ class Settings:
     # The health endpoint's address (/livez, /healthz, /metrics); None: off.
     health_listen: str | None = None
     log_format: str = "text"
+    # The admin dashboard's address (DASHBOARD_LISTEN, or 127.0.0.1:DASHBOARD_PORT);
+    # None: ``run`` serves none (``imagine-bot dashboard`` uses DEFAULT_DASHBOARD_LISTEN).
+    dashboard_listen: str | None = None
+    dashboard_token: str | None = None
 
     @property
     def vendor_is_default_mock(self) -> bool:
@@ -174,6 +178,32 @@ def _listen(source: Mapping[str, str | None], name: str, default: str) -> str:
             setting=name,
         )
     return raw
+
+
+DEFAULT_DASHBOARD_LISTEN = "127.0.0.1:8090"
+# Shorter tokens could be guessed over the network.
+MIN_DASHBOARD_TOKEN = 16
+
+
+def _dashboard(source: Mapping[str, str | None]) -> tuple[str | None, str | None]:
+    """(listen, token). Localhost unless DASHBOARD_LISTEN names another address: the
+    page is reached from elsewhere through a reverse proxy with TLS."""
+    listen = _listen(source, "DASHBOARD_LISTEN", "") or None
+    port = _int(source, "DASHBOARD_PORT", 0)
+    if port > 65535:
+        raise ConfigError(
+            "DASHBOARD_PORT must be a port from 1 to 65535.", setting="DASHBOARD_PORT"
+        )
+    if listen is None and port:
+        listen = f"127.0.0.1:{port}"
+    token = _env(source, "DASHBOARD_TOKEN")
+    if token is not None and len(token) < MIN_DASHBOARD_TOKEN:
+        raise ConfigError(
+            f"DASHBOARD_TOKEN must be at least {MIN_DASHBOARD_TOKEN} characters "
+            "(e.g. the output of: openssl rand -hex 24).",
+            setting="DASHBOARD_TOKEN",
+        )
+    return listen, token
 
 
 def _id_list(source: Mapping[str, str | None], name: str) -> tuple[int, ...]:
@@ -378,6 +408,7 @@ def load_settings(
     locale = (_env(merged, "DEFAULT_LOCALE", "en") or "en").lower()
     if locale not in ("en", "zh"):
         raise ConfigError("DEFAULT_LOCALE must be en or zh.", setting="DEFAULT_LOCALE")
+    dashboard_listen, dashboard_token = _dashboard(merged)
     return Settings(
         preset=preset,
         vendor_api_key=api_key,
@@ -428,4 +459,6 @@ def load_settings(
         vendor_set=_env(merged, "VENDOR") is not None,
         health_listen=_listen(merged, "HEALTH_LISTEN", "") or None,
         log_format=_choice(merged, "LOG_FORMAT", "text", LOG_FORMATS),
+        dashboard_listen=dashboard_listen,
+        dashboard_token=dashboard_token,
     )
