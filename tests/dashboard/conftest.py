@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
@@ -61,7 +60,3 @@ async def served(make_settings: Callable[..., Settings]) -> AsyncIterator[Served
             yield Served(app, server, server.url)
         finally:
             await server.stop()
-
-
-def pytest_configure(config: Any) -> None:
-    config.addinivalue_line("markers", "browser: needs a headless Chromium")

@@ -34,13 +34,15 @@ async def test_nothing_is_served_without_the_right_token(served: Served) -> None
 
 
 async def test_bearer_token_reads_the_ledgers_figures(served: Served) -> None:
-    async with aiohttp.ClientSession(
-        base_url=served.url, headers={"Authorization": f"Bearer {TOKEN}"}
-    ) as http:
-        async with http.get("/api/stats?days=7") as r:
-            assert r.status == 200
-            assert r.headers["Cache-Control"] == "no-store"
-            data = await r.json()
+    async with (
+        aiohttp.ClientSession(
+            base_url=served.url, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as http,
+        http.get("/api/stats?days=7") as r,
+    ):
+        assert r.status == 200
+        assert r.headers["Cache-Control"] == "no-store"
+        data = await r.json()
     async with served.app.store.read() as tx:
         totals = await served.app.store.ledger.totals(tx)
     loss = -totals["system:vendor_loss"]
