@@ -98,6 +98,7 @@ class Handlers(AdminHandlers):
             "credits": self.credits,
             "jobs": self.jobs,
             "resume": self.resume,
+            "stats": self.stats,
         }
         for name, callback in commands.items():
             application.add_handler(CommandHandler(name, callback))
