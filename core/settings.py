@@ -185,18 +185,18 @@ DEFAULT_DASHBOARD_LISTEN = "127.0.0.1:8090"
 MIN_DASHBOARD_TOKEN = 16
 
 
-def _dashboard(source: Mapping[str, str | None]) -> tuple[str | None, str | None]:
+def _dashboard(env: Mapping[str, str | None]) -> tuple[str | None, str | None]:
     """(listen, token). Localhost unless DASHBOARD_LISTEN names another address: the
     page is reached from elsewhere through a reverse proxy with TLS."""
-    listen = _listen(source, "DASHBOARD_LISTEN", "") or None
-    port = _int(source, "DASHBOARD_PORT", 0)
+    listen = _listen(env, "DASHBOARD_LISTEN", "") or None
+    port = _int(env, "DASHBOARD_PORT", 0)
     if port > 65535:
         raise ConfigError(
             "DASHBOARD_PORT must be a port from 1 to 65535.", setting="DASHBOARD_PORT"
         )
     if listen is None and port:
         listen = f"127.0.0.1:{port}"
-    token = _env(source, "DASHBOARD_TOKEN")
+    token = _env(env, "DASHBOARD_TOKEN")
     if token is not None and len(token) < MIN_DASHBOARD_TOKEN:
         raise ConfigError(
             f"DASHBOARD_TOKEN must be at least {MIN_DASHBOARD_TOKEN} characters "

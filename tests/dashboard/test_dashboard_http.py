@@ -4,8 +4,15 @@ ledger's and no secret is on the page."""
 
 from __future__ import annotations
 
-import aiohttp
+from pathlib import Path
 
+import aiohttp
+import pytest
+
+from core.errors import ConfigError
+from core.redaction import secrets_from
+from core.settings import Settings, load_settings
+from tests.conftest import base_env
 from tests.dashboard.conftest import CHAT, TOKEN, VENDOR_KEY, Served
 
 ROUTES = [("GET", "/"), ("GET", "/?days=7"), ("GET", "/api/stats"), ("POST", "/logout")]
@@ -76,3 +83,16 @@ async def test_the_login_form_sets_a_strict_httponly_cookie(served: Served) -> N
             assert r.status == 303
         async with http.get("/") as r:
             assert r.status == 401
+
+
+def test_settings_bind_localhost_and_refuse_a_short_token(tmp_path: Path) -> None:
+    def load(**env: str) -> Settings:
+        return load_settings(base_env(tmp_path, **env), env_file=None)
+
+    assert load().dashboard_listen is None
+    assert load(DASHBOARD_PORT="8091").dashboard_listen == "127.0.0.1:8091"
+    assert load(DASHBOARD_LISTEN="0.0.0.0:9000").dashboard_listen == "0.0.0.0:9000"
+    assert load(DASHBOARD_TOKEN=TOKEN).dashboard_token == TOKEN
+    with pytest.raises(ConfigError, match="DASHBOARD_TOKEN"):
+        load(DASHBOARD_TOKEN="short")
+    assert TOKEN in secrets_from(load(DASHBOARD_TOKEN=TOKEN))
