@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bots.dashboard.server import serve_dashboard
 from bots.files import URL, FolderFrontend
 from bots.health import serve_health
 from bots.processes import supervised_workers
@@ -36,7 +37,7 @@ from core.locales import LANGUAGES
 from core.messages import Messages
 from core.ports import ChatRef, UserRef
 from core.redaction import secrets_from
-from core.settings import Settings, load_settings
+from core.settings import DEFAULT_DASHBOARD_LISTEN, Settings, load_settings
 from core.sources import PATH, SourceRef
 from core.types import Background, OutputFormat, Quality, Resolution
 from storage import StorageError, open_store
@@ -88,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
         "processes or machines on one PostgreSQL database)",
     )
     sub.add_parser("doctor", help="check the configuration and say what is wrong")
+    sub.add_parser(
+        "dashboard",
+        help="serve the read-only admin dashboard (DASHBOARD_LISTEN, default "
+        "127.0.0.1:8090; login with DASHBOARD_TOKEN or the token it prints)",
+    )
 
     def job_options(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("prompt")
@@ -478,6 +484,7 @@ async def _run(settings: Settings, workers: int) -> int:
     async with (
         build_app(settings, announce=True) as app,
         serve_health(app),
+        serve_dashboard(app.stats, settings.dashboard_listen, settings.dashboard_token),
         supervised_workers(workers, stop),
     ):
         _tune_gc()
@@ -520,6 +527,19 @@ async def _worker(settings: Settings) -> int:
     return 0
 
 
+async def _dashboard(settings: Settings) -> int:
+    """The dashboard alone: it reads the database and runs no jobs."""
+    stop = asyncio.Event()
+    _signals(stop)
+    listen = settings.dashboard_listen or DEFAULT_DASHBOARD_LISTEN
+    async with (
+        build_app(settings, sweep=False, work=False) as app,
+        serve_dashboard(app.stats, listen, settings.dashboard_token),
+    ):
+        await stop.wait()
+    return 0
+
+
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
     # The person at this terminal runs the bot: the local operator account is an admin.
     settings = replace(settings, admin_ids=settings.admin_ids | {"cli:operator"})
@@ -541,6 +561,8 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         return await _run(settings, args.workers)
     if args.command == "worker":
         return await _worker(settings)
+    if args.command == "dashboard":
+        return await _dashboard(settings)
     if args.command == "discord":
         from bots.discord import sync_commands
 
@@ -658,7 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"imagine-bot: {err.detail}", file=sys.stderr)
         return 2
     configure_logging(
-        settings.log_level if args.command in ("run", "worker") else "WARNING",
+        settings.log_level if args.command in ("run", "worker", "dashboard") else "WARNING",
         secrets=secrets_from(settings),
         fmt=settings.log_format,
     )

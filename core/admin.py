@@ -95,9 +95,12 @@ class CreditAdmin:
     def is_admin(self, user: UserRef) -> bool:
         return user.key in self.admin_ids
 
-    async def authorize(self, actor: UserRef, action: str, target: str | None) -> None:
-        """Raise ``NotAdmin`` (audited) unless ``actor`` is an admin."""
+    async def authorize(self, actor: UserRef, action: str, target: str | None = None) -> None:
+        """Raise ``NotAdmin`` (audited) unless ``actor`` is an admin; for admin-only
+        reads outside this class (``core.stats``). Allowed uses are audited too."""
         await self._authorize(actor, action, target)
+        async with self.store.transaction() as tx:
+            await self.store.audit.record(tx, actor.key, action, target, None, True)
 
     async def _authorize(self, actor: UserRef, action: str, target: str | None) -> None:
         # A refusal is audited in its own transaction: raising inside the action's

@@ -26,6 +26,7 @@ from core.results import JobReceipt, PriceInfo, Profile, Submitted
 from core.settings import Settings
 from core.show import Shows
 from core.sources import STORED, SourceRef, stored_mask_key, stored_source_key
+from core.stats import Stats, StatsCard
 from core.sweeper import Sweeper, SweepReport
 from core.throttle import Throttle
 from core.types import (
@@ -89,6 +90,7 @@ class Imagine:
         self.sweeper: Sweeper | None = None
         self.worker: Worker | None = None
         self.limits = jobs.image_limits
+        self.stats = Stats(store, self.preset, self.admin)
 
     def add_frontend(self, frontend: Frontend, *, queue: str | None = None) -> None:
         """Deliver this platform's jobs from here; see ``Frontends.add``. The worker
@@ -475,3 +477,7 @@ class Imagine:
 
     async def admin_resume(self, actor: UserRef) -> bool:
         return await self.admin.resume(actor)
+
+    async def admin_stats(self, actor: UserRef) -> StatsCard:
+        """``/stats``: the jobs chart as a PNG and today's numbers (see core.stats)."""
+        return await self.stats.card(actor)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from core.admin import AccountReport, HistoryEntry, JobSummary
     from core.options import Defaults
     from core.results import PriceInfo
+    from core.stats import Today
     from core.types import ImageRequest
     from core.vendors.preset import Preset
 
@@ -223,6 +224,16 @@ class Messages:
             "admin.show", locale, user=user, balance=report.balance, pending=report.pending
         )
         return f"{head}\n\n{self.history(locale, report.history)}"
+
+    def stats(self, locale: str | None, today: Today) -> str:
+        """The caption of ``/stats``'s chart: the UTC day's three numbers."""
+        return self.t(
+            "stats.caption",
+            locale,
+            jobs=today.jobs,
+            charged=today.charged,
+            cost=today.vendor_cost,
+        )
 
     def jobs(self, locale: str | None, summaries: Sequence[JobSummary]) -> str:
         if not summaries:

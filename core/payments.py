@@ -184,9 +184,6 @@ class Payments:
         confirm, the credits stay taken back and a second call only retries it."""
         await self.admin.authorize(actor, PURCHASE_REFUND, f"{platform}:{charge_id}")
         async with self.store.transaction() as tx:
-            await self.store.audit.record(
-                tx, actor.key, PURCHASE_REFUND, f"{platform}:{charge_id}", None, True
-            )
             payment = await self.store.payments.get(tx, platform, charge_id)
             if payment is None:
                 raise UnknownPayment(charge_id, charge_id=charge_id)
@@ -228,7 +225,6 @@ class Payments:
     async def recent(self, actor: UserRef, limit: int = 10) -> list[PaymentSummary]:
         await self.admin.authorize(actor, "payments", None)
         async with self.store.transaction() as tx:
-            await self.store.audit.record(tx, actor.key, "payments", None, None, True)
             found = []
             for payment in await self.store.payments.recent(tx, limit):
                 account = await self.store.ledger.get_account(tx, payment.account_id)

@@ -88,7 +88,13 @@ def add_secrets(*secrets: str | None) -> None:
 def secrets_from(settings: object) -> tuple[str, ...]:
     """The secret values of a ``Settings`` (duck-typed: this module imports nothing)."""
     found: list[str] = []
-    for name in ("vendor_api_key", "telegram_token", "discord_token", "telegram_webhook_secret"):
+    for name in (
+        "vendor_api_key",
+        "telegram_token",
+        "discord_token",
+        "telegram_webhook_secret",
+        "dashboard_token",
+    ):
         value = getattr(settings, name, None)
         if isinstance(value, str) and value:
             found.append(value)

@@ -71,6 +71,10 @@ class Settings:
     # Packs users buy themselves: Telegram Stars, Discord consumable SKUs.
     credit_packs: tuple[CreditPack, ...] = ()
     discord_sku_packs: tuple[CreditPack, ...] = ()
+    # The admin dashboard's address (DASHBOARD_LISTEN, or 127.0.0.1:DASHBOARD_PORT);
+    # None: ``run`` serves none (``imagine-bot dashboard`` uses DEFAULT_DASHBOARD_LISTEN).
+    dashboard_listen: str | None = None
+    dashboard_token: str | None = None
 
     @property
     def vendor_is_default_mock(self) -> bool:
@@ -179,6 +183,32 @@ def _listen(source: Mapping[str, str | None], name: str, default: str) -> str:
             setting=name,
         )
     return raw
+
+
+DEFAULT_DASHBOARD_LISTEN = "127.0.0.1:8090"
+# Shorter tokens could be guessed over the network.
+MIN_DASHBOARD_TOKEN = 16
+
+
+def _dashboard(env: Mapping[str, str | None]) -> tuple[str | None, str | None]:
+    """(listen, token). Localhost unless DASHBOARD_LISTEN names another address: the
+    page is reached from elsewhere through a reverse proxy with TLS."""
+    listen = _listen(env, "DASHBOARD_LISTEN", "") or None
+    port = _int(env, "DASHBOARD_PORT", 0)
+    if port > 65535:
+        raise ConfigError(
+            "DASHBOARD_PORT must be a port from 1 to 65535.", setting="DASHBOARD_PORT"
+        )
+    if listen is None and port:
+        listen = f"127.0.0.1:{port}"
+    token = _env(env, "DASHBOARD_TOKEN")
+    if token is not None and len(token) < MIN_DASHBOARD_TOKEN:
+        raise ConfigError(
+            f"DASHBOARD_TOKEN must be at least {MIN_DASHBOARD_TOKEN} characters "
+            "(e.g. the output of: openssl rand -hex 24).",
+            setting="DASHBOARD_TOKEN",
+        )
+    return listen, token
 
 
 def _id_list(source: Mapping[str, str | None], name: str) -> tuple[int, ...]:
@@ -387,6 +417,7 @@ def load_settings(
             f"DEFAULT_LOCALE must be one of {', '.join(LANGUAGES)} (got {raw_locale[:32]!r}).",
             setting="DEFAULT_LOCALE",
         )
+    dashboard_listen, dashboard_token = _dashboard(merged)
     return Settings(
         preset=preset,
         vendor_api_key=api_key,
@@ -439,4 +470,6 @@ def load_settings(
         log_format=_choice(merged, "LOG_FORMAT", "text", LOG_FORMATS),
         credit_packs=parse_star_packs(_env(merged, "CREDIT_PACKS")),
         discord_sku_packs=parse_sku_packs(_env(merged, "DISCORD_SKU_PACKS")),
+        dashboard_listen=dashboard_listen,
+        dashboard_token=dashboard_token,
     )

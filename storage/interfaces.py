@@ -277,6 +277,76 @@ class AuditEntry:
     allowed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class DayJobs:
+    """Jobs created on one UTC day (``day``: days since 1970-01-01), by outcome."""
+
+    day: int
+    succeeded: int
+    failed: int
+    active: int
+    """Not ended yet (queued or running)."""
+
+    @property
+    def total(self) -> int:
+        return self.succeeded + self.failed + self.active
+
+
+@dataclass(frozen=True, slots=True)
+class DayMoney:
+    """Credit movements of one UTC day that the operator watches."""
+
+    day: int
+    charged: int
+    """Sum of ``charge`` transfers: what users paid for delivered images."""
+    loss: int
+    """Sum of ``vendor_loss`` transfers: vendor bills the operator absorbed."""
+    jobs_charged: int
+    purchases: int
+    """How many ``purchase`` transfers (credits bought)."""
+    purchased: int
+    """Their sum."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobTimes:
+    """Nearest-rank percentiles of the time from queueing to the end of succeeded
+    jobs, for one vendor and size tier."""
+
+    vendor: str
+    """The ``vendor`` the job's params name; '' when they name none."""
+    tier: str
+    count: int
+    p50: float
+    p95: float
+
+
+@dataclass(frozen=True, slots=True)
+class TopUser:
+    account_id: int
+    name: str
+    """``platform:@username`` when known, else ``platform:external_id``."""
+    jobs: int
+    """Charged jobs."""
+    charged: int
+
+
+@dataclass(frozen=True, slots=True)
+class FailureCount:
+    error: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueNow:
+    queue: str
+    queued: int
+    """Waiting for a worker (RESERVED, unclaimed)."""
+    running: int
+    """Claimed by a worker and not ended."""
+    oldest_queued_at: float | None
+
+
 # --------------------------------------------------------------------------- protocols
 
 
@@ -527,6 +597,34 @@ class PaymentRepo(Protocol):
     async def recent(self, tx: Tx, limit: int = 20) -> list[Payment]: ...
 
 
+class ReportRepo(Protocol):
+    """Read-only figures for the operator's dashboard. Windows are ``[since, until)``
+    unix seconds; days are UTC. Every query is served by an index (see the
+    ``0004_stats`` migrations), so a page stays fast on millions of jobs."""
+
+    async def jobs_per_day(self, tx: Tx, since: float, until: float) -> list[DayJobs]:
+        """Jobs by the day they were created, oldest day first; days without jobs
+        are left out."""
+        ...
+
+    async def money_per_day(self, tx: Tx, since: float, until: float) -> list[DayMoney]: ...
+    async def job_times(self, tx: Tx, since: float, until: float) -> list[JobTimes]:
+        """Succeeded jobs that ended in the window."""
+        ...
+
+    async def top_users(self, tx: Tx, since: float, until: float, limit: int = 10) -> list[TopUser]:
+        """Users by credits charged in the window, most first."""
+        ...
+
+    async def failures(self, tx: Tx, since: float, until: float) -> list[FailureCount]:
+        """Failed jobs that ended in the window, by error code, most first."""
+        ...
+
+    async def queue_now(self, tx: Tx) -> list[QueueNow]:
+        """Jobs not ended, by queue."""
+        ...
+
+
 class Store(Protocol):
     ledger: LedgerRepo
     jobs: JobRepo
@@ -534,6 +632,7 @@ class Store(Protocol):
     flags: FlagRepo
     limits: LimitRepo
     payments: PaymentRepo
+    reports: ReportRepo
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """Writable unit of work: BEGIN IMMEDIATE ... COMMIT, ROLLBACK on exception."""
@@ -578,6 +677,9 @@ __all__ = [
     "AuditEntry",
     "AuditRepo",
     "Balance",
+    "DayJobs",
+    "DayMoney",
+    "FailureCount",
     "FlagRepo",
     "Hold",
     "HoldNotFound",
@@ -588,16 +690,20 @@ __all__ = [
     "JobRecord",
     "JobRepo",
     "JobState",
+    "JobTimes",
     "LedgerRepo",
     "Limit",
     "LimitRepo",
     "Payment",
     "PaymentRepo",
     "PaymentStatus",
+    "QueueNow",
+    "ReportRepo",
     "Resolution",
     "ResolutionStatus",
     "StorageError",
     "Store",
+    "TopUser",
     "Transfer",
     "Tx",
 ]

@@ -19,6 +19,7 @@ from ._credits_cog import CreditsCog
 from ._errors import report_interaction_error
 from ._frontend import DiscordFrontend
 from ._imagine_cog import ImagineCog
+from ._stats_cog import StatsCog
 from ._throttle import ThrottledTree
 from ._translator import CatalogueTranslator
 from ._views import DYNAMIC_ITEMS
@@ -75,6 +76,7 @@ class ImagineBot(commands.Bot):
         await self.add_cog(AccountCog(self))
         await self.add_cog(CreditsCog(self))
         await self.add_cog(BuyCog(self))
+        await self.add_cog(StatsCog(self))
         if self.sync_on_start:
             self.sync_summary = await self.sync_app_commands(force=False)
             log.info("%s", self.sync_summary)

@@ -120,3 +120,13 @@ class AdminHandlers(TurnBase):
         cleared = await self.app.admin_resume(turn.user)
         key = "admin.resumed" if cleared else "admin.not_paused"
         await self.say(turn, self.app.text.t(key, turn.locale))
+
+    @turn
+    async def stats(self, turn: Turn, context: Context) -> None:
+        card = await self.app.admin_stats(turn.user)
+        chat = turn.update.effective_chat
+        if chat is None:
+            return
+        await turn.update.get_bot().send_photo(
+            chat.id, card.png, caption=self.app.text.stats(turn.locale, card.today)
+        )

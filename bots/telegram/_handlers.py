@@ -106,6 +106,7 @@ class Handlers(AdminHandlers, PaymentHandlers):
             "buy": self.buy,
             "refund": self.refund,
             "payments": self.payments,
+            "stats": self.stats,
         }
         for name, callback in commands.items():
             application.add_handler(CommandHandler(name, callback))

@@ -44,6 +44,7 @@ from storage.interfaces import (
     LedgerRepo,
     LimitRepo,
     PaymentRepo,
+    ReportRepo,
     Tx,
 )
 
@@ -251,6 +252,7 @@ class PostgresStore:
         from storage.postgres.ledger import PgLedger
         from storage.postgres.limits import PgLimits
         from storage.postgres.payments import PgPayments
+        from storage.postgres.reports import PgReports
 
         self._pool = pool
         self._dsn = dsn
@@ -264,6 +266,7 @@ class PostgresStore:
         self.flags: FlagRepo = PgFlags(clock)
         self.limits: LimitRepo = PgLimits(clock)
         self.payments: PaymentRepo = PgPayments(clock)
+        self.reports: ReportRepo = PgReports()
         # Replaced on every wake-up, so each waiter sees the ones after it began.
         self._work = asyncio.Event()
         # Our NOTIFYs carry this token so our own listener can skip them: the

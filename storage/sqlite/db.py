@@ -40,6 +40,7 @@ from storage.interfaces import (
     LedgerRepo,
     LimitRepo,
     PaymentRepo,
+    ReportRepo,
 )
 from storage.sqlite.audit import SqliteAudit, SqliteFlags
 from storage.sqlite.contexts import (
@@ -55,6 +56,7 @@ from storage.sqlite.jobs import SqliteJobs
 from storage.sqlite.ledger import SqliteLedger
 from storage.sqlite.limits import SqliteLimits
 from storage.sqlite.payments import SqlitePayments
+from storage.sqlite.reports import SqliteReports
 from storage.sqlite.tx import SAVEPOINT, Batch, Clock, SqliteTx, shielded
 
 BUSY_TIMEOUT_MS = 10_000
@@ -182,6 +184,7 @@ class SqliteStore:
         self.flags: FlagRepo = SqliteFlags(clock)
         self.limits: LimitRepo = SqliteLimits(clock)
         self.payments: PaymentRepo = SqlitePayments(clock)
+        self.reports: ReportRepo = SqliteReports()
         # Replaced on every notify, so each waiter sees the notifies after it began.
         self._work = asyncio.Event()
 

@@ -151,3 +151,14 @@ async def test_a_flood_of_interactions_is_dropped_before_any_work(harness: Harne
     assert len(slow) == 1 and sum("100 credits" in t for t in texts) == 10
     other = await answer(harness, "balance", user_id=OTHER_ID)  # others go on as usual
     assert "100 credits" in other["content"]
+
+
+async def test_stats_answers_admins_with_a_png(harness: Harness) -> None:
+    payload = await harness.slash("stats", user_id=USER_ID)
+    assert "Only the bot's admins" in await harness.ephemeral(payload)
+    payload = await harness.slash("stats", user_id=ADMIN_ID)
+    call = await harness.callback(payload)
+    assert call.payload["data"]["flags"] == 64
+    assert "Today (UTC): 0 jobs" in call.payload["data"]["content"]
+    ((_, filename, data, _),) = call.files
+    assert filename == "stats.png" and data.startswith(b"\x89PNG\r\n\x1a\n")

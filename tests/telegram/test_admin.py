@@ -77,3 +77,18 @@ async def test_non_admins_are_refused_every_admin_command(bot: Harness) -> None:
         count=len(commands),
     )
     assert await bot.balance() == 100
+
+
+async def test_stats_sends_the_chart_as_a_png_to_admins_only(bot: Harness) -> None:
+    bot.send("/imagine a tree --n 1")
+    await bot.fake.wait_for("sendPhoto", lambda c: bool(c.params.get("caption")), timeout=10)
+    await bot.settled()
+    bot.send("/stats")
+    await bot.said("Only the bot's admins")
+    bot.send("/stats", user_id=ADMIN_ID)
+    (call,) = await bot.fake.wait_for(
+        "sendPhoto", lambda c: "Today (UTC): 1 jobs" in str(c.params.get("caption")), timeout=10
+    )
+    assert call.params["chat_id"] in (ADMIN_ID, str(ADMIN_ID))
+    (photo,) = call.files.values()
+    assert photo.data.startswith(b"\x89PNG\r\n\x1a\n") and photo.size > 5000
