@@ -66,6 +66,21 @@ class VendorState:
     probe_at: float | None = None
 
 
+async def read_state(store: Store, tx: Tx, name: str | None) -> VendorState:
+    """One vendor's state (``name`` None: the one vendor of ``VENDOR=``)."""
+    raw = await store.flags.get(tx, PAUSE_FLAG if name is None else VENDOR_PAUSE_PREFIX + name)
+    if raw is None:
+        return VendorState(name or "", HEALTHY)
+    pause = json.loads(raw)
+    return VendorState(
+        name or "",
+        str(pause.get("state", PAUSED)),
+        float(pause["since"]) if "since" in pause else None,
+        pause.get("why") or VendorOutOfCredits.code,
+        float(pause["probe_at"]) if "probe_at" in pause else None,
+    )
+
+
 class VendorHealth:
     def __init__(
         self,
@@ -115,18 +130,7 @@ class VendorHealth:
         return raw is None or now >= float(json.loads(raw).get("probe_at", 0))
 
     async def state(self, tx: Tx) -> VendorState:
-        name = self.name or ""
-        raw = await self.store.flags.get(tx, self.flag)
-        if raw is None:
-            return VendorState(name, HEALTHY)
-        pause = json.loads(raw)
-        return VendorState(
-            name,
-            str(pause.get("state", PAUSED)),
-            float(pause["since"]) if "since" in pause else None,
-            pause.get("why") or VendorOutOfCredits.code,
-            float(pause["probe_at"]) if "probe_at" in pause else None,
-        )
+        return await read_state(self.store, tx, self.name)
 
     def _alert_text(self, key: str, err: VendorError | None = None) -> str:
         if self.name is None:
