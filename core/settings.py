@@ -91,7 +91,8 @@ class Settings:
         return self.preset.name == "mock" and not self.vendor_set
 
     def __repr__(self) -> str:  # never print secrets
-        return f"Settings(vendor={self.preset.name}, database={self.database_url})"
+        names = ",".join(v.name for v in self.vendors) or self.preset.name
+        return f"Settings(vendor={names}, database={self.database_url})"
 
 
 def _env(source: Mapping[str, str | None], name: str, default: str | None = None) -> str | None:

@@ -193,18 +193,21 @@ async def test_price_shows_the_range_when_vendors_differ(world: World) -> None:
     assert f"{BACKUP_PRICE}–{PRIMARY_PRICE}" in text
 
 
+# Faults are consumed as they fire: each test builds its own (kind, options).
 @pytest.mark.parametrize(
     "fault",
     [
-        Fault("400", message="bad size"),
-        Fault("401"),
-        Fault("429", times=2, retry_after=0.01),
-        Fault("402"),
+        ("400", {"message": "bad size"}),
+        ("401", {}),
+        ("429", {"times": 2, "retry_after": 0.01}),
+        ("402", {}),
     ],
     ids=["400-refusal", "401", "429-past-retries", "402"],
 )
-async def test_explicit_refusals_move_the_job_on(world: World, fault: Fault) -> None:
-    world.primary.inject(fault)
+async def test_explicit_refusals_move_the_job_on(
+    world: World, fault: tuple[str, dict[str, Any]]
+) -> None:
+    world.primary.inject(Fault(fault[0], **fault[1]))
     receipt = await world.app.run_job(ALICE, request(world.app), CHAT)
     assert await world.served_by(receipt.job_id) == "backup"
     assert receipt.cost == BACKUP_PRICE
@@ -226,16 +229,16 @@ async def test_refused_connection_moves_the_job_on(
 @pytest.mark.parametrize(
     ("fault", "error"),
     [
-        (Fault("hang"), VendorUnavailable),  # a timeout after the request was sent
-        (Fault("500"), VendorUnavailable),  # a 5xx to a request: it may have run
-        (Fault("moderation"), VendorRejected),  # never shop around a content policy
+        ("hang", VendorUnavailable),  # a timeout after the request was sent
+        ("500", VendorUnavailable),  # a 5xx to a request: it may have run
+        ("moderation", VendorRejected),  # never shop around a content policy
     ],
     ids=["timeout-after-send", "5xx", "moderation"],
 )
 async def test_faults_that_may_have_billed_never_move_the_job_on(
-    world: World, fault: Fault, error: type[Exception]
+    world: World, fault: str, error: type[Exception]
 ) -> None:
-    world.primary.inject(fault)
+    world.primary.inject(Fault(fault))
     with pytest.raises(error):
         await world.app.run_job(ALICE, request(world.app), CHAT)
     assert world.backup.requests == []
