@@ -40,6 +40,7 @@ from core.errors import (
     LeaseLost,
     ServicePaused,
     TooManyActiveJobs,
+    Unsupported,
     UserRateLimited,
     VendorError,
 )
@@ -359,11 +360,8 @@ class JobService:
         last: Exception | None = None
         for index, candidate in enumerate(candidates):
             member = candidate.member
-            if self.pool.failover:
-                async with self.store.transaction() as tx:
-                    usable = await member.health.take(tx, self.clock())
-                if not usable:
-                    continue
+            if self.pool.failover and not await self._take(member):
+                continue
             sources = request.sources
             if member.preset.needs_public_urls and any(s.public_url is None for s in sources):
                 frontend = self.frontends.get(job.platform)
@@ -399,8 +397,9 @@ class JobService:
                 result = await member.vendor.run(
                     asked, on_progress=report, on_submitted=self._on_submitted(job.id, owner)
                 )
-            except VendorError as err:
-                await member.health.after_error(err)
+            except (VendorError, Unsupported) as err:
+                if isinstance(err, VendorError):
+                    await member.health.after_error(err)
                 if not (nothing_billed(err) and index + 1 < len(candidates)):
                     raise
                 log.warning(
@@ -412,6 +411,16 @@ class JobService:
             return result
         # Every vendor that could do it is out of the rotation (or refused it).
         raise last if last is not None else ServicePaused()
+
+    async def _take(self, member: PoolMember) -> bool:
+        """May this job go to ``member`` now? A read while it is in the rotation (the
+        usual case); a write only to claim a probe."""
+        now = self.clock()
+        async with self.store.read() as tx:
+            if await member.health.in_rotation(tx):
+                return True
+        async with self.store.transaction() as tx:
+            return await member.health.take(tx, now)
 
     async def _abandon(self, job_id: str, owner: str, err: BaseException, loss: int | None) -> None:
         if loss is None:

@@ -124,6 +124,10 @@ class VendorHealth:
         await self.store.flags.set(tx, self.flag, json.dumps(pause))
         return True
 
+    async def in_rotation(self, tx: Tx) -> bool:
+        """Neither paused nor failing."""
+        return await self.store.flags.get(tx, self.flag) is None
+
     async def usable(self, tx: Tx, now: float) -> bool:
         """Like ``take`` without claiming the probe: the intake's look."""
         raw = await self.store.flags.get(tx, self.flag)

@@ -22,6 +22,7 @@ from core.errors import (
     VendorRejected,
     VendorUnavailable,
 )
+from core.options import Defaults
 from core.ports import ChatRef, UserRef
 from core.vendor_health import FAILURE_LIMIT, PROBE_INTERVAL
 from storage.interfaces import SYSTEM_VENDOR_LOSS
@@ -39,6 +40,7 @@ BACKUP_PRICE = 25
 CONFIG = """
 [vendors.primary]
 preset = "compat-sizes"
+n_max = 2
 retry_after_cap = 0.05
 request_timeout = 1.0
 connect_timeout = 1.0
@@ -184,6 +186,20 @@ async def test_402_moves_the_job_on_charges_the_backup_price_and_alerts_once(
     assert await app.balance(ALICE) == 1000 - 2 * BACKUP_PRICE
     assert await _loss(app) == 0
     await assert_books_balance(app)
+
+
+async def test_a_request_only_the_second_can_do_goes_there_at_its_price(world: World) -> None:
+    app = world.app
+    req = app.build_request("a red fox", Defaults(n=3))  # the primary takes at most 2
+    info = await app.quote(ALICE, req)
+    assert (info.low, info.price) == (None, 3 * BACKUP_PRICE)
+    receipt = await app.run_job(ALICE, req, CHAT)
+    assert await world.served_by(receipt.job_id) == "backup"
+    assert receipt.cost == 3 * BACKUP_PRICE
+    assert world.primary.requests == []
+    # What no vendor can do is refused before anything is held.
+    with pytest.raises(InvalidRequest):
+        app.build_request("a red fox", Defaults(n=9))
 
 
 async def test_price_shows_the_range_when_vendors_differ(world: World) -> None:
