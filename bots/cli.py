@@ -37,9 +37,10 @@ from core.locales import LANGUAGES
 from core.messages import Messages
 from core.ports import ChatRef, UserRef
 from core.redaction import secrets_from
-from core.settings import DEFAULT_DASHBOARD_LISTEN, Settings, load_settings
+from core.settings import DEFAULT_DASHBOARD_LISTEN, Settings, VendorConfig, load_settings
 from core.sources import PATH, SourceRef
 from core.types import Background, OutputFormat, Quality, Resolution
+from core.vendor_health import VendorState, read_state
 from storage import StorageError, open_store
 
 log = logging.getLogger("imagine-bot")
@@ -277,8 +278,9 @@ def _folder_problem(folder: Path, setting: str) -> str | None:
     return None
 
 
-async def _database_problem(settings: Settings) -> str | None:
-    """Open the store and commit a write that leaves nothing behind."""
+async def _database_problem(settings: Settings, states: list[str] | None = None) -> str | None:
+    """Open the store and commit a write that leaves nothing behind; ``states`` gets
+    one line per configured vendor's state as every process sees it."""
     shown = _shown_url(settings.database_url)
     try:
         store = await asyncio.wait_for(open_store(settings.database_url), 2 * DOCTOR_TIMEOUT)
@@ -286,6 +288,12 @@ async def _database_problem(settings: Settings) -> str | None:
             async with store.transaction() as tx:
                 await store.flags.set(tx, DOCTOR_FLAG, str(time.time()))
                 await store.flags.delete(tx, DOCTOR_FLAG)
+            if states is not None:
+                async with store.read() as tx:
+                    for config in settings.vendors:
+                        name = config.name if settings.failover else None
+                        state = await read_state(store, tx, name)
+                        states.append(f"vendor {config.name}: {_state_words(state)}")
         finally:
             await store.close()
     except TimeoutError:
@@ -368,13 +376,23 @@ async def _doctor_checks(settings: Settings) -> tuple[list[str], list[str]]:
         errors.append(problem)
     else:
         lines.append(f"data folder: {settings.data_dir} is writable.")
-    problem = await _database_problem(settings)
+    states: list[str] = []
+    problem = await _database_problem(settings, states)
     if problem:
         errors.append(problem)
     else:
         lines.append("database: opened and written.")
+        lines.extend(states)
     token_lines, token_errors = await _token_checks(settings)
     return lines + token_lines, errors + token_errors
+
+
+def _state_words(state: VendorState) -> str:
+    if state.state == "healthy":
+        return "healthy"
+    since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(state.since or 0))
+    probe = time.strftime("%H:%M UTC", time.gmtime(state.probe_at or 0))
+    return f"{state.state} since {since} ({state.why}); next probe {probe}"
 
 
 def _doctor(settings: Settings) -> int:
@@ -382,10 +400,15 @@ def _doctor(settings: Settings) -> int:
     folder, the database and, when reachable, the platform tokens. Exit 1 when
     something is wrong; warnings alone do not fail."""
     preset = settings.preset
-    print(f"vendor: {preset.name}: {preset.description or 'no description'}")
-    print(f"  wire style: {preset.style}; base URL: {preset.base_url or '(local)'}")
-    print(f"  model: {preset.model}; key: {'set' if settings.vendor_api_key else 'not set'}")
-    print("  sizes: " + "; ".join(f"{t}: {', '.join(a)}" for t, a in preset.sizes.items()))
+    if settings.failover:
+        print("vendors, in failover order: " + ", ".join(v.name for v in settings.vendors))
+    for config in settings.vendors or (VendorConfig(preset.name, preset, settings.vendor_api_key),):
+        shown = config.preset
+        head = f"{config.name} ({shown.name})" if config.name != shown.name else shown.name
+        print(f"vendor: {head}: {shown.description or 'no description'}")
+        print(f"  wire style: {shown.style}; base URL: {shown.base_url or '(local)'}")
+        print(f"  model: {shown.model}; key: {'set' if config.api_key else 'not set'}")
+        print("  sizes: " + "; ".join(f"{t}: {', '.join(a)}" for t, a in shown.sizes.items()))
     print(f"database: {_shown_url(settings.database_url)}")
     print(
         f"telegram: {'token set' if settings.telegram_token else 'off (TELEGRAM_BOT_TOKEN unset)'}"

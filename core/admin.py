@@ -13,6 +13,7 @@ from core.errors import InvalidRequest, NotAdmin, UnknownUser
 from core.job_params import prompt_of
 from core.ports import UserRef
 from core.vendor_health import PAUSE_FLAG
+from core.vendor_pool import VendorPool
 from storage.errors import InsufficientFunds
 from storage.interfaces import MAX_AMOUNT, SYSTEM_TOPUP, Account, JobRecord, Store, Transfer, Tx
 
@@ -87,8 +88,15 @@ def _positive(amount: int, *, zero_ok: bool = False) -> int:
 
 
 class CreditAdmin:
-    def __init__(self, store: Store, admin_ids: frozenset[str], account_of: AccountOf) -> None:
+    def __init__(
+        self,
+        store: Store,
+        admin_ids: frozenset[str],
+        account_of: AccountOf,
+        pool: VendorPool | None = None,
+    ) -> None:
         self.store = store
+        self.pool = pool
         self.admin_ids = admin_ids
         self._account_of = account_of
 
@@ -236,8 +244,26 @@ class CreditAdmin:
                 )
         return summaries
 
-    async def resume(self, actor: UserRef) -> bool:
-        await self._authorize(actor, "resume", None)
+    async def resume(self, actor: UserRef, vendor: str | None = None) -> bool:
+        """True if a pause was cleared. ``vendor``: that vendor only; without it the
+        one vendor's pause, or with several every vendor's."""
+        await self._authorize(actor, "resume", vendor)
+        members = list(self.pool.members) if self.pool is not None else []
+        if vendor is not None:
+            member = self.pool.find(vendor) if self.pool is not None else None
+            if member is None:
+                raise InvalidRequest(
+                    "unknown vendor",
+                    kind="unknown_vendor",
+                    vendor=vendor,
+                    names=", ".join(m.name for m in members),
+                )
+            members = [member]
         async with self.store.transaction() as tx:
-            await self.store.audit.record(tx, actor.key, "resume", None, None, True)
-            return await self.store.flags.delete(tx, PAUSE_FLAG)
+            await self.store.audit.record(tx, actor.key, "resume", vendor, None, True)
+            if not members:
+                return await self.store.flags.delete(tx, PAUSE_FLAG)
+            cleared = False
+            for member in members:
+                cleared = await member.health.clear_in(tx) or cleared
+            return cleared

@@ -21,7 +21,6 @@ from core.messages import Messages, normalize_locale
 from core.options import Defaults, ParsedPrompt, parse_prompt
 from core.payments import Payments
 from core.ports import ChatRef, Delivery, Frontend, UserRef
-from core.pricing import quote
 from core.results import JobReceipt, PriceInfo, Profile, Submitted
 from core.settings import Settings
 from core.show import Shows
@@ -37,6 +36,7 @@ from core.types import (
     Resolution,
     SourceImage,
 )
+from core.vendor_health import VendorState
 from core.vendors.base import ProgressCallback
 from core.vendors.preset import Preset
 from core.worker import Worker
@@ -82,7 +82,7 @@ class Imagine:
         self.frontends = frontends
         self.text = text
         self.drafts = Drafts(store)
-        self.admin = CreditAdmin(store, settings.admin_ids, self._account)
+        self.admin = CreditAdmin(store, settings.admin_ids, self._account, jobs.pool)
         self.shows = Shows(store, files, text, self.is_admin, settings.default_locale)
         self.payments = Payments(store, settings, self.admin, self._account)
         self.throttle = Throttle(settings.user_actions_per_minute, settings.user_actions_burst)
@@ -219,7 +219,9 @@ class Imagine:
             refs=refs,
             mask_ref=mask_ref,
         )
-        quote(self.preset, request)  # raises Unsupported before anything else happens
+        # Raises Unsupported before anything else happens (with several vendors, only
+        # when none of them can do it).
+        self.jobs.pool.candidates(request)
         return request
 
     def build_request(
@@ -290,8 +292,12 @@ class Imagine:
         )
 
     async def quote(self, user: UserRef, request: ImageRequest) -> PriceInfo:
-        price = quote(self.preset, request).hold
-        return PriceInfo(price=price, balance=await self.balance(user))
+        """The hold (the dearest vendor that can do it) and, when the vendors' prices
+        differ, the cheapest as ``low``: the charge is the serving vendor's."""
+        low, high = self.jobs.pool.price_range(request)
+        return PriceInfo(
+            price=high, balance=await self.balance(user), low=low if low != high else None
+        )
 
     async def submit(
         self,
@@ -475,8 +481,17 @@ class Imagine:
     async def admin_jobs(self, actor: UserRef, limit: int = 10) -> list[JobSummary]:
         return await self.admin.jobs(actor, limit)
 
-    async def admin_resume(self, actor: UserRef) -> bool:
-        return await self.admin.resume(actor)
+    async def admin_resume(self, actor: UserRef, vendor: str | None = None) -> bool:
+        """Clear a vendor's pause: ``vendor`` by name (several vendors), or without a
+        name the one vendor's 402 pause, or every vendor's (``InvalidRequest`` kind
+        ``unknown_vendor`` for a name that is not configured)."""
+        return await self.admin.resume(actor, vendor)
+
+    async def vendor_states(self) -> list[VendorState]:
+        """Each configured vendor's state (healthy, paused by a 402, failing its
+        health window), as every process sees it."""
+        async with self.store.read() as tx:
+            return await self.jobs.pool.states(tx)
 
     async def admin_stats(self, actor: UserRef) -> StatsCard:
         """``/stats``: the jobs chart as a PNG and today's numbers (see core.stats)."""

@@ -18,7 +18,7 @@ from core.messages import Messages
 from core.metrics import MetricsRecorder
 from core.observability import RedactingJsonFormatter
 from core.payments import sales_platforms
-from core.settings import Settings
+from core.settings import Settings, VendorConfig
 from core.sweeper import Sweeper
 from core.vendors.factory import build_vendor
 from core.vendors.http import quiet_http_loggers
@@ -72,27 +72,39 @@ async def build_app(
     store = await open_store(settings.database_url)
     limit = VendorLimit(store, ceiling=settings.vendor_concurrency_max)
     await limit.start()
-    handle = build_vendor(
-        settings.preset,
-        api_key=settings.vendor_api_key,
-        concurrency=settings.vendor_concurrency_max,
-        mock_latency=settings.mock_latency,
-        on_pushback=limit.observe,
-        allow_hosts=settings.fetch_allow_hosts,
+    configs = settings.vendors or (
+        VendorConfig(settings.preset.name, settings.preset, settings.vendor_api_key),
     )
+    # One adapter (and its own HTTP clients) per configured vendor, in failover order.
+    handles = [
+        (
+            config.name,
+            build_vendor(
+                config.preset,
+                api_key=config.api_key,
+                concurrency=settings.vendor_concurrency_max,
+                mock_latency=settings.mock_latency,
+                on_pushback=limit.observe,
+                allow_hosts=settings.fetch_allow_hosts,
+            ),
+        )
+        for config in configs
+    ]
     text = Messages(settings.default_locale, buy_platforms=sales_platforms(settings))
     frontends = Frontends()
     jobs = JobService(
         store=store,
         files=FileStore(settings.data_dir / "files"),
-        vendor=handle.vendor,
+        vendors=[(name, handle.vendor) for name, handle in handles],
         text=text,
         frontends=frontends,
         limits=JobLimits(settings.user_max_active_jobs, settings.user_jobs_per_minute),
         image_limits=ImageLimits(
             max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels,
-            max_count=min(16, settings.preset.max_input_images),
+            # Any vendor may serve: as many sources as the most generous takes
+            # (a request with more is refused by the ones that take fewer).
+            max_count=min(16, max(c.preset.max_input_images for c in configs)),
         ),
         concurrency=limit,
         default_locale=settings.default_locale,
@@ -137,7 +149,8 @@ async def build_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await limit.aclose()
-        await handle.aclose()
+        for _, handle in handles:
+            await handle.aclose()
         await store.close()
         if recorder is not None:
             await recorder.stop()

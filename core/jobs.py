@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,7 +38,9 @@ from core.errors import (
     InsufficientCredits,
     InvalidRequest,
     LeaseLost,
+    ServicePaused,
     TooManyActiveJobs,
+    Unsupported,
     UserRateLimited,
     VendorError,
 )
@@ -48,11 +50,12 @@ from core.job_params import JobChat, JobResult, dump_params, load_request, resul
 from core.messages import Messages, normalize_locale
 from core.observability import Metrics
 from core.ports import ChatRef, Delivery, Frontend, UserRef
-from core.pricing import Quote, actual_cost, quote
+from core.pricing import Quote, actual_cost
 from core.results import JobReceipt, Submitted
 from core.sources import PATH, STORED, SourceRef, stored_mask_key, stored_source_key
 from core.types import GeneratedImage, ImageRequest, ImageResult, Progress, SourceImage
 from core.vendor_health import VendorHealth
+from core.vendor_pool import Candidate, PoolMember, VendorPool, nothing_billed
 from core.vendors.base import ImageVendor, ProgressCallback, SubmittedCallback
 from storage.errors import InsufficientFunds
 from storage.files import FileStore
@@ -118,7 +121,8 @@ class JobService:
         *,
         store: Store,
         files: FileStore,
-        vendor: ImageVendor,
+        vendor: ImageVendor | None = None,
+        vendors: Sequence[tuple[str, ImageVendor]] = (),
         text: Messages,
         frontends: Frontends,
         limits: JobLimits,
@@ -129,8 +133,6 @@ class JobService:
     ) -> None:
         self.store = store
         self.files = files
-        self.vendor = vendor
-        self.preset = vendor.preset
         self.text = text
         self.frontends = frontends
         self.limits = limits
@@ -138,7 +140,21 @@ class JobService:
         self.concurrency = concurrency
         self.default_locale = default_locale
         self.clock = clock
-        self.health = VendorHealth(store, frontends, text, clock)
+        # ``vendors``: (name, adapter) in failover order (``VENDORS``); ``vendor``
+        # alone: the one vendor of ``VENDOR=``, whose health keeps its historical flag.
+        if len(vendors) > 1:
+            members = [
+                PoolMember(name, v, VendorHealth(store, frontends, text, clock, name=name))
+                for name, v in vendors
+            ]
+        else:
+            only = vendor or vendors[0][1]
+            name = vendors[0][0] if vendors else only.preset.name
+            members = [PoolMember(name, only, VendorHealth(store, frontends, text, clock))]
+        self.pool = VendorPool(members)
+        self.vendor = self.pool.primary.vendor
+        self.preset = self.vendor.preset
+        self.health = self.pool.primary.health
         # Job outcomes and vendor latency for the health endpoint's /metrics.
         self.metrics = Metrics()
         # In-process callers waiting for a job's end (``Imagine.run_job``) and
@@ -164,14 +180,15 @@ class JobService:
     ) -> Submitted:
         """Hold the price and queue the job, in one transaction; raises the refusal
         (limits, balance, paused vendor) with nothing held or stored."""
-        q = quote(self.preset, request)
+        # The hold covers the dearest vendor that can do it: any of them may serve.
+        hold_amount = self.pool.hold(request)
         job_id = job_id or uuid.uuid4().hex
         # Bytes handed in by this process (the command line) are kept as stored
         # sources; a chat frontend hands references only.
         request = await self._keep_given(job_id, request)
         now = self.clock()
         async with self.store.transaction() as tx:
-            await self.health.admit(tx, now)
+            await self.pool.admit(tx, now, request)
             if await self.store.jobs.count_active(tx, account_id) >= self.limits.max_active:
                 raise TooManyActiveJobs(limit=self.limits.max_active)
             if (
@@ -187,13 +204,13 @@ class JobService:
                     tx,
                     f"hold:{job_id}",
                     account_id,
-                    q.hold,
+                    hold_amount,
                     job_id=job_id,
                     expires_at=now + HOLD_TTL,
                 )
             except InsufficientFunds as exc:
                 raise InsufficientCredits(
-                    price=q.hold, balance=exc.available, platform=user.platform
+                    price=hold_amount, balance=exc.available, platform=user.platform
                 ) from None
             await self.store.jobs.insert(
                 tx,
@@ -204,7 +221,7 @@ class JobService:
                     chat=JobChat(user, chat, locale).to_json(),
                     kind="edit" if request.is_edit else "generate",
                     params=dump_params(request),
-                    estimate=q.hold,
+                    estimate=hold_amount,
                     state=JobState.RESERVED,
                     hold_id=hold.id,
                     queue=queue or self.frontends.queue_for(chat.platform),
@@ -214,7 +231,7 @@ class JobService:
                 tx, job_id, queue or self.frontends.queue_for(chat.platform), now
             )
         await self.store.notify_jobs()
-        return Submitted(job_id, q.hold, position)
+        return Submitted(job_id, hold_amount, position)
 
     async def _keep_given(self, job_id: str, request: ImageRequest) -> ImageRequest:
         if not request.sources and request.mask is None:
@@ -301,35 +318,15 @@ class JobService:
         frontend = self.frontends.get(job.platform)
         request = load_request(job.params)
         hold = job.estimate
-        started = False
+        route = _Route()
         try:
-            q = quote(self.preset, request)
+            candidates = self.pool.candidates(request)
             if frontend is None:
                 raise DeliveryFailed(f"no frontend for {job.platform} in this process")
             async with frontend.progress(ctx.chat, ctx.locale) as shown:
                 report = self._progress(job.id, shown)
                 request = await self._sources(job.id, request, frontend)
-                async with self.store.transaction() as tx:
-                    moved = await self.store.jobs.transition(
-                        tx,
-                        job.id,
-                        (JobState.RESERVED,),
-                        JobState.SUBMITTING,
-                        owner=owner,
-                        attempts=job.attempts + 1,
-                    )
-                if not moved:
-                    raise LeaseLost(f"job {job.id} was taken over before the vendor call")
-                started = True
-                began = time.monotonic()
-                if report is not None:
-                    # Position 0: "your turn now", so a status that showed a queue
-                    # position is updated; a job that never waited shows no change.
-                    waited = self.clock() - job.created_at > QUEUED_NOTICE
-                    await report(Progress(stage="submitted", queue_position=0 if waited else None))
-                result = await self.vendor.run(
-                    request, on_progress=report, on_submitted=self._on_submitted(job.id, owner)
-                )
+                result = await self._call(job, owner, request, candidates, report, route)
         except LeaseLost as err:
             log.warning("%s", err.detail)
             self._finished(job.id, err)
@@ -337,16 +334,95 @@ class JobService:
         except asyncio.CancelledError as err:
             # Shutting down: a job the vendor never saw goes back to the queue; one it
             # may have billed is booked as a loss, like a crash would be.
-            await asyncio.shield(self._abandon(job.id, owner, err, hold if started else None))
+            await asyncio.shield(self._abandon(job.id, owner, err, hold if route.started else None))
             self._finished(job.id, err)
             raise
         except Exception as err:
-            await self._failed(job, ctx, err, owner, hold if started else 0)
+            await self._failed(job, ctx, err, owner, hold if route.started else 0)
             return
-        self.metrics.vendor_call(time.monotonic() - began)
-        await self.health.succeeded()
+        assert route.chosen is not None
+        member, q = route.chosen.member, route.chosen.quote
+        self.metrics.vendor_call(time.monotonic() - route.began)
+        await member.health.succeeded()
         await self.concurrency.succeeded()
-        await self.deliver(job, owner, ctx, request, q, result)
+        await self.deliver(job, owner, ctx, request, q, result, member=member)
+
+    async def _call(
+        self,
+        job: JobRecord,
+        owner: str,
+        request: ImageRequest,
+        candidates: list[Candidate],
+        report: ProgressCallback | None,
+        route: _Route,
+    ) -> ImageResult:
+        """Ask the vendors in order until one answers. A job moves on to the next
+        vendor only when nothing can have been billed (``nothing_billed``); the
+        vendor asked is recorded on the job before each request leaves."""
+        last: Exception | None = None
+        for index, candidate in enumerate(candidates):
+            member = candidate.member
+            if self.pool.failover and not await self._take(member):
+                continue
+            sources = request.sources
+            if member.preset.needs_public_urls and any(s.public_url is None for s in sources):
+                frontend = self.frontends.get(job.platform)
+                assert frontend is not None
+                sources = await frontend.publish(job.id, sources)
+            asked = replace(request, sources=sources)
+            fields: dict[str, object] = {"attempts": job.attempts + 1}
+            if self.pool.failover:
+                fields["vendor"] = member.name
+            first = not route.started
+            if not first:
+                # A task the last vendor reported failed leaves its id: not this one's.
+                fields["vendor_ref"] = None
+            async with self.store.transaction() as tx:
+                moved = await self.store.jobs.transition(
+                    tx,
+                    job.id,
+                    (JobState.RESERVED,) if first else (JobState.SUBMITTING, JobState.POLLING),
+                    JobState.SUBMITTING,
+                    owner=owner,
+                    **fields,
+                )
+            if not moved:
+                raise LeaseLost(f"job {job.id} was taken over before the vendor call")
+            route.started = True
+            if first and report is not None:
+                # Position 0: "your turn now", so a status that showed a queue
+                # position is updated; a job that never waited shows no change.
+                waited = self.clock() - job.created_at > QUEUED_NOTICE
+                await report(Progress(stage="submitted", queue_position=0 if waited else None))
+            route.began = time.monotonic()
+            try:
+                result = await member.vendor.run(
+                    asked, on_progress=report, on_submitted=self._on_submitted(job.id, owner)
+                )
+            except (VendorError, Unsupported) as err:
+                if isinstance(err, VendorError):
+                    await member.health.after_error(err)
+                if not (nothing_billed(err) and index + 1 < len(candidates)):
+                    raise
+                log.warning(
+                    "job %s: vendor %s failed (%s); trying the next", job.id, member.name, err.code
+                )
+                last = err
+                continue
+            route.chosen = candidate
+            return result
+        # Every vendor that could do it is out of the rotation (or refused it).
+        raise last if last is not None else ServicePaused()
+
+    async def _take(self, member: PoolMember) -> bool:
+        """May this job go to ``member`` now? A read while it is in the rotation (the
+        usual case); a write only to claim a probe."""
+        now = self.clock()
+        async with self.store.read() as tx:
+            if await member.health.in_rotation(tx):
+                return True
+        async with self.store.transaction() as tx:
+            return await member.health.take(tx, now)
 
     async def _abandon(self, job_id: str, owner: str, err: BaseException, loss: int | None) -> None:
         if loss is None:
@@ -360,7 +436,6 @@ class JobService:
     ) -> None:
         if isinstance(err, VendorError):
             await self.fail(job.id, err, loss=hold if err.maybe_billed else 0, owner=owner)
-            await self.health.after_error(err)
         elif isinstance(err, ImagineError):  # refused before anything was sent
             await self.fail(job.id, err, owner=owner)
         else:
@@ -390,8 +465,6 @@ class JobService:
         if mask is not None:
             keep.append((stored_mask_key(job_id), mask.data))
         await self.files.put_many(keep)
-        if self.preset.needs_public_urls and any(s.public_url is None for s in sources):
-            sources = await frontend.publish(job_id, sources)
         return replace(request, sources=sources, mask=mask, refs=(), mask_ref=None)
 
     async def _fetch(self, ref: SourceRef, frontend: Frontend) -> bytes:
@@ -433,11 +506,18 @@ class JobService:
         request: ImageRequest,
         q: Quote,
         result: ImageResult,
+        *,
+        member: PoolMember | None = None,
     ) -> JobReceipt | None:
         """Store the result, hand it to the platform, then charge. Nothing is charged
-        unless the platform delivered; nothing is delivered once the job is not ours."""
+        unless the platform delivered; nothing is delivered once the job is not ours.
+        ``member``: the vendor that served, whose prices make the charge (never more
+        than the job's hold, which covered the dearest candidate)."""
+        member = member or self.pool.get(job.vendor) or self.pool.primary
         try:
-            cost = actual_cost(self.preset, q, result.usage, len(result.images))
+            cost = min(
+                actual_cost(member.preset, q, result.usage, len(result.images)), job.estimate
+            )
             keys = [result_key(job.id, i, img.extension) for i, img in enumerate(result.images)]
             await self.files.put_many(
                 list(zip(keys, (img.data for img in result.images), strict=True))
@@ -479,6 +559,7 @@ class JobService:
             balance_after,
             result.revised_prompt,
             owner=owner,
+            service=self.pool.label(member.name),
         )
 
     async def hand_over(
@@ -492,7 +573,9 @@ class JobService:
         revised_prompt: str | None,
         *,
         owner: str,
+        service: str | None = None,
     ) -> JobReceipt | None:
+        """``service``: the vendor the caption names (several vendors only)."""
         frontend = self.frontends.get(ctx.chat.platform)
         delivery = Delivery(
             job_id=job_id,
@@ -504,7 +587,7 @@ class JobService:
             balance_after=balance_after,
             locale=ctx.locale,
             caption=self.text.caption(
-                ctx.locale, request.prompt, cost, balance_after, revised_prompt
+                ctx.locale, request.prompt, cost, balance_after, revised_prompt, service=service
             ),
             revised_prompt=revised_prompt,
         )
@@ -666,6 +749,16 @@ class JobService:
     async def acknowledge(self, job_id: str) -> None:
         async with self.store.transaction() as tx:
             await self.store.jobs.mark_notified(tx, job_id)
+
+
+@dataclass
+class _Route:
+    """How far a job's vendor calls got: ``started`` once a request may have left
+    (a failure then may have been billed), ``chosen`` the vendor that answered."""
+
+    started: bool = False
+    began: float = 0.0
+    chosen: Candidate | None = None
 
 
 @contextlib.asynccontextmanager

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from core.results import PriceInfo
     from core.stats import Today
     from core.types import ImageRequest
+    from core.vendor_health import VendorState
     from core.vendors.preset import Preset
 
 log = logging.getLogger(__name__)
@@ -149,8 +150,13 @@ class Messages:
         balance: int,
         revised: str | None = None,
         limit: int = 1024,
+        *,
+        service: str | None = None,
     ) -> str:
+        """``service``: the vendor that made the image, named when several could."""
         text = self.t("caption", locale, prompt="{prompt}", cost=cost, balance=balance)
+        if service:
+            text += "\n" + self.t("caption.service", locale, service=service)
         room = limit - len(text) + len("{prompt}")
         shown = prompt if len(prompt) <= room else prompt[: max(0, room - 1)] + "…"
         text = text.replace("{prompt}", shown)
@@ -192,9 +198,14 @@ class Messages:
             quality=request.quality.value,
             n=request.n,
         )
+        price: int | str = info.price
+        if info.low is not None and info.low != info.price:
+            price = self.t("price.range", locale, low=info.low, high=info.price)
         text = self.t(
-            "price", locale, what=what, price=info.price, details=details, balance=info.balance
+            "price", locale, what=what, price=price, details=details, balance=info.balance
         )
+        if price != info.price:
+            text += "\n" + self.t("price.range_note", locale, high=info.price)
         if not info.affordable:
             return (
                 f"{text}\n{self.t('price.unaffordable', locale, missing=info.price - info.balance)}"
@@ -254,6 +265,29 @@ class Messages:
             )
             lines.append(f"{when} {line}".rstrip())
         return "\n".join(lines)
+
+    def vendors(self, locale: str | None, states: Sequence[VendorState]) -> str:
+        """Each configured vendor's state, for the admin ``/jobs``."""
+        lines = [self.t("admin.vendors_header", locale)]
+        for v in states:
+            lines.append(
+                self.t(
+                    "admin.vendor_line", locale, vendor=v.name, state=self.vendor_state(locale, v)
+                )
+            )
+        return "\n".join(lines)
+
+    def vendor_state(self, locale: str | None, v: VendorState) -> str:
+        def when(at: float | None) -> str:
+            return time.strftime("%m-%d %H:%M", time.gmtime(at)) if at else "-"
+
+        return self.t(
+            f"vendor.state.{v.state}",
+            locale,
+            since=when(v.since),
+            why=v.why or "",
+            probe=when(v.probe_at),
+        )
 
     def help(
         self, locale: str | None, preset: Preset, is_admin: bool = False, platform: str = "telegram"

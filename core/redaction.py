@@ -98,6 +98,10 @@ def secrets_from(settings: object) -> tuple[str, ...]:
         value = getattr(settings, name, None)
         if isinstance(value, str) and value:
             found.append(value)
+    for vendor in getattr(settings, "vendors", ()) or ():
+        key = getattr(vendor, "api_key", None)
+        if isinstance(key, str) and key and key not in found:
+            found.append(key)
     database_url = getattr(settings, "database_url", None)
     if isinstance(database_url, str):
         try:

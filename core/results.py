@@ -21,6 +21,9 @@ class Profile:
 class PriceInfo:
     price: int
     balance: int
+    # With several vendors whose prices differ: the cheapest; ``price`` is the
+    # dearest, which is what the job holds.
+    low: int | None = None
 
     @property
     def affordable(self) -> bool:

@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,16 @@ from core.locales import LANGUAGES, parse_locale
 from core.packs import CreditPack, parse_sku_packs, parse_star_packs
 from core.vendors.preset import Preset, PriceTable
 from core.vendors.presets import PRESETS
+
+
+@dataclass(frozen=True, slots=True)
+class VendorConfig:
+    """One vendor of ``VENDORS``: its block name, the preset it resolves to (with that
+    block's overrides) and its own key."""
+
+    name: str
+    preset: Preset
+    api_key: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +85,14 @@ class Settings:
     # None: ``run`` serves none (``imagine-bot dashboard`` uses DEFAULT_DASHBOARD_LISTEN).
     dashboard_listen: str | None = None
     dashboard_token: str | None = None
+    # Every configured vendor, in failover order; one entry for ``VENDOR=`` alone
+    # (then ``preset`` and ``vendor_api_key`` are that entry's).
+    vendors: tuple[VendorConfig, ...] = ()
+
+    @property
+    def failover(self) -> bool:
+        """Several vendors (``VENDORS=a,b``): jobs go to the first healthy one."""
+        return len(self.vendors) > 1
 
     @property
     def vendor_is_default_mock(self) -> bool:
@@ -82,7 +100,8 @@ class Settings:
         return self.preset.name == "mock" and not self.vendor_set
 
     def __repr__(self) -> str:  # never print secrets
-        return f"Settings(vendor={self.preset.name}, database={self.database_url})"
+        names = ",".join(v.name for v in self.vendors) or self.preset.name
+        return f"Settings(vendor={names}, database={self.database_url})"
 
 
 def _env(source: Mapping[str, str | None], name: str, default: str | None = None) -> str | None:
@@ -315,46 +334,166 @@ def apply_overrides(preset: Preset, data: Mapping[str, Any]) -> Preset:
     return replace(preset, **changes)
 
 
-def _load_preset(env: Mapping[str, str | None]) -> Preset:
-    name = (_env(env, "VENDOR") or "mock").lower()
+def _read_config(env: Mapping[str, str | None]) -> dict[str, Any]:
+    config_path = _env(env, "VENDOR_CONFIG")
+    if not config_path:
+        return {}
+    path = Path(config_path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"VENDOR_CONFIG file {path} does not exist.", setting="VENDOR_CONFIG"
+        ) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"VENDOR_CONFIG file {path} is not valid TOML: {exc}.", setting="VENDOR_CONFIG"
+        ) from None
+
+
+def _known_preset(name: str, setting: str) -> Preset:
     if name not in PRESETS:
         raise ConfigError(
-            f"VENDOR={name!r} is not a known preset; choose one of {', '.join(PRESETS)}.",
-            setting="VENDOR",
+            f"{setting}={name!r} is not a known preset; choose one of {', '.join(PRESETS)}.",
+            setting=setting,
         )
-    preset = PRESETS[name]
-    config_path = _env(env, "VENDOR_CONFIG")
-    if config_path:
-        path = Path(config_path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(
-                f"VENDOR_CONFIG file {path} does not exist.", setting="VENDOR_CONFIG"
-            ) from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"VENDOR_CONFIG file {path} is not valid TOML: {exc}.", setting="VENDOR_CONFIG"
-            ) from None
-        preset = apply_overrides(preset, data)
-    base_url = _url(env, "VENDOR_BASE_URL")
+    return PRESETS[name]
+
+
+def _finish(
+    preset: Preset,
+    *,
+    base_url: str | None,
+    model: str | None,
+    markup: int | None,
+    url_setting: str,
+    label: str,
+) -> Preset:
     if base_url:
         preset = replace(preset, base_url=base_url)
-    model = _env(env, "VENDOR_MODEL")
     if model:
         preset = replace(
             preset,
             model=model,
             generate_model=model if preset.generate_model is not None else None,
         )
-    markup = _int(env, "PRICE_MARKUP_PERCENT", preset.price.markup_percent)
-    preset = replace(preset, price=replace(preset.price, markup_percent=markup))
+    if markup is not None:
+        preset = replace(preset, price=replace(preset.price, markup_percent=markup))
     if preset.style != "mock" and not preset.base_url:
         raise ConfigError(
-            f"VENDOR_BASE_URL is required for VENDOR={name} (its document names no address).",
-            setting="VENDOR_BASE_URL",
+            f"{url_setting} is required for {label} (its document names no address).",
+            setting=url_setting,
         )
     return preset
+
+
+def _load_preset(env: Mapping[str, str | None]) -> Preset:
+    name = (_env(env, "VENDOR") or "mock").lower()
+    preset = _known_preset(name, "VENDOR")
+    data = _read_config(env)
+    if data:
+        preset = apply_overrides(preset, data)
+    markup = _int(env, "PRICE_MARKUP_PERCENT", preset.price.markup_percent)
+    return _finish(
+        preset,
+        base_url=_url(env, "VENDOR_BASE_URL"),
+        model=_env(env, "VENDOR_MODEL"),
+        markup=markup,
+        url_setting="VENDOR_BASE_URL",
+        label=f"VENDOR={name}",
+    )
+
+
+_VENDOR_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+# Keys of a ``[vendors.<name>]`` table that are not preset fields.
+_BLOCK_ONLY = ("preset", "api_key", "base_url", "model")
+# Single-vendor settings that would be ambiguous next to VENDORS.
+_SINGLE_ONLY = ("VENDOR", "VENDOR_API_KEY", "VENDOR_BASE_URL", "VENDOR_MODEL")
+
+
+def vendor_env_prefix(name: str) -> str:
+    """``aiearth`` -> ``VENDOR_AIEARTH_``; ``compat-b64`` -> ``VENDOR_COMPAT_B64_``."""
+    return "VENDOR_" + re.sub(r"[^A-Z0-9]", "_", name.upper()) + "_"
+
+
+def _block_str(block: dict[str, Any], key: str, name: str) -> str | None:
+    value = block.pop(key, None)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(
+            f"VENDOR_CONFIG [vendors.{name}] {key} must be a string.", setting="VENDOR_CONFIG"
+        )
+    return value.strip() if value and value.strip() else None
+
+
+def _load_vendors(env: Mapping[str, str | None], raw: str) -> tuple[VendorConfig, ...]:
+    """``VENDORS=a,b``: one settings block per name, from ``VENDOR_<NAME>_*`` variables
+    or a ``[vendors.<name>]`` table of the VENDOR_CONFIG file (variables win)."""
+    for single in _SINGLE_ONLY:
+        if _env(env, single) is not None:
+            raise ConfigError(
+                f"{single} cannot be combined with VENDORS; give each vendor its own "
+                f"VENDOR_<NAME>_* settings or [vendors.<name>] table.",
+                setting=single,
+            )
+    names = [n.strip().lower() for n in raw.split(",") if n.strip()]
+    for name in names:
+        if not _VENDOR_NAME.fullmatch(name):
+            raise ConfigError(
+                f"VENDORS entry {name!r} must be a short name of letters, digits, - or _.",
+                setting="VENDORS",
+            )
+    if len(set(names)) != len(names):
+        raise ConfigError("VENDORS names a vendor twice.", setting="VENDORS")
+    data = _read_config(env)
+    tables = data.pop("vendors", {})
+    if data:
+        raise ConfigError(
+            f"With VENDORS, VENDOR_CONFIG keys go under [vendors.<name>] tables, not at the "
+            f"top ({', '.join(sorted(data))}).",
+            setting="VENDOR_CONFIG",
+        )
+    if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+        raise ConfigError("VENDOR_CONFIG [vendors.<name>] must be tables.", setting="VENDOR_CONFIG")
+    unknown = sorted(set(tables) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"VENDOR_CONFIG has [vendors.{unknown[0]}] but VENDORS does not name it.",
+            setting="VENDOR_CONFIG",
+        )
+    configs: list[VendorConfig] = []
+    for name in names:
+        block = dict(tables.get(name, {}))
+        prefix = vendor_env_prefix(name)
+        preset_name = (
+            _env(env, prefix + "PRESET") or _block_str(block, "preset", name) or name
+        ).lower()
+        preset = _known_preset(preset_name, prefix + "PRESET")
+        block_key = _block_str(block, "api_key", name)
+        block_url = _block_str(block, "base_url", name)
+        block_model = _block_str(block, "model", name)
+        if block_url and not block_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"VENDOR_CONFIG [vendors.{name}] base_url must start with http:// or https://.",
+                setting="VENDOR_CONFIG",
+            )
+        preset = apply_overrides(preset, block)
+        preset = _finish(
+            preset,
+            base_url=_url(env, prefix + "BASE_URL") or (block_url or "").rstrip("/") or None,
+            model=_env(env, prefix + "MODEL") or block_model,
+            markup=_int(env, "PRICE_MARKUP_PERCENT", preset.price.markup_percent),
+            url_setting=prefix + "BASE_URL",
+            label=f"the vendor {name}",
+        )
+        api_key = _env(env, prefix + "API_KEY") or block_key or ""
+        if preset.style != "mock" and not api_key:
+            raise ConfigError(
+                f"{prefix}API_KEY is required for the vendor {name}.", setting=prefix + "API_KEY"
+            )
+        configs.append(VendorConfig(name, preset, api_key))
+    if not configs:
+        raise ConfigError("VENDORS names no vendor.", setting="VENDORS")
+    return tuple(configs)
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -389,12 +528,18 @@ def load_settings(
         merged.update(dotenv_values(env_file))
     merged.update(os.environ if environ is None else environ)
 
-    preset = _load_preset(merged)
-    api_key = _env(merged, "VENDOR_API_KEY") or ""
-    if preset.style != "mock" and not api_key:
-        raise ConfigError(
-            f"VENDOR_API_KEY is required for VENDOR={preset.name}.", setting="VENDOR_API_KEY"
-        )
+    several = _env(merged, "VENDORS")
+    if several is not None:
+        vendors = _load_vendors(merged, several)
+        preset, api_key = vendors[0].preset, vendors[0].api_key
+    else:
+        preset = _load_preset(merged)
+        api_key = _env(merged, "VENDOR_API_KEY") or ""
+        if preset.style != "mock" and not api_key:
+            raise ConfigError(
+                f"VENDOR_API_KEY is required for VENDOR={preset.name}.", setting="VENDOR_API_KEY"
+            )
+        vendors = (VendorConfig(preset.name, preset, api_key),)
     database_url = _env(merged, "DATABASE_URL", "sqlite:///data/imagine-bot.sqlite3") or ""
     if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError(
@@ -465,11 +610,12 @@ def load_settings(
         discord_alert_channel_id=int(channel) if channel else None,
         discord_mention_replies=_bool(merged, "DISCORD_MENTION_REPLIES", False),
         metrics_file=Path(metrics) if (metrics := _env(merged, "METRICS_FILE")) else None,
-        vendor_set=_env(merged, "VENDOR") is not None,
+        vendor_set=_env(merged, "VENDOR") is not None or several is not None,
         health_listen=_listen(merged, "HEALTH_LISTEN", "") or None,
         log_format=_choice(merged, "LOG_FORMAT", "text", LOG_FORMATS),
         credit_packs=parse_star_packs(_env(merged, "CREDIT_PACKS")),
         discord_sku_packs=parse_sku_packs(_env(merged, "DISCORD_SKU_PACKS")),
         dashboard_listen=dashboard_listen,
         dashboard_token=dashboard_token,
+        vendors=vendors,
     )

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.drafts import Drafts
-from core.errors import ImagineError
+from core.errors import CannotResume, ImagineError
 from core.images import read_outputs
 from core.job_params import JobResult, load_request
 from core.jobs import JobService, balance_after_charge, charge_for
@@ -198,10 +198,15 @@ class Sweeper:
     async def _resume(self, job: JobRecord) -> None:
         ctx = self.jobs.context(job)
         request = load_request(job.params)
+        # The vendor the task was created at (a vendor since removed from the
+        # configuration cannot be asked again).
+        member = self.jobs.pool.get(job.vendor)
         try:
             assert job.vendor_ref is not None
-            q = quote(self.jobs.preset, request)
-            result = await self.jobs.vendor.resume(job.vendor_ref, request)
+            if member is None:
+                raise CannotResume(f"vendor {job.vendor} is no longer configured")
+            q = quote(member.preset, request)
+            result = await member.vendor.resume(job.vendor_ref, request)
         except ImagineError as err:
             if await self.jobs.fail(
                 job.id,
@@ -216,7 +221,7 @@ class Sweeper:
             if await self.jobs.fail(job.id, Interrupted(), loss=job.estimate, owner=self.owner):
                 await self.jobs.tell_failure(job.id, ctx, Interrupted())
             return
-        await self.jobs.deliver(job, self.owner, ctx, request, q, result)
+        await self.jobs.deliver(job, self.owner, ctx, request, q, result, member=member)
 
     async def _redeliver(self, job: JobRecord, report: SweepReport) -> bool:
         cost = job.cost or 0
@@ -260,6 +265,7 @@ class Sweeper:
                 balance_after_charge(balance.available, job.estimate, cost),
                 result.revised_prompt,
                 owner=self.owner,
+                service=self.jobs.pool.label(job.vendor),
             ),
         )
         return True

@@ -86,7 +86,18 @@ MAX_AMOUNT = 10**12
 """The largest credit amount any single movement may carry: far above any real
 balance, far below 2**63, so sums of amounts can never leave integer range."""
 JOB_MUTABLE_FIELDS: frozenset[str] = frozenset(
-    {"vendor_ref", "attempts", "result", "cost", "error", "hold_id", "notified", "estimate", "chat"}
+    {
+        "vendor_ref",
+        "attempts",
+        "result",
+        "cost",
+        "error",
+        "hold_id",
+        "notified",
+        "estimate",
+        "chat",
+        "vendor",
+    }
 )
 """Fields ``JobRepo.transition``/``update`` may set (besides ``state``/``updated_at``)."""
 
@@ -224,6 +235,9 @@ class JobRecord:
     """The worker holding the job's lease, if any."""
     lease_until: float | None = None
     """Unix time the lease runs out unless renewed; an expired lease is recovered."""
+    vendor: str | None = None
+    """The configured vendor (``VENDORS`` name) the request went to; None: the one
+    vendor of ``VENDOR=``."""
 
     @property
     def terminal(self) -> bool:

@@ -21,7 +21,7 @@ from storage.interfaces import (
 JOB_COLS: Final = (
     "id, account_id, platform, chat, kind, params, estimate, hold_id, state, vendor_ref, "
     "attempts, result, cost, error, notified, created_at, updated_at, queue, claimed_by, "
-    "lease_until"
+    "lease_until, vendor"
 )
 # The same, for a query over ``jobs j`` (the fair order needs the alias).
 JOB_COLS_J: Final = ", ".join("j." + c.strip() for c in JOB_COLS.split(","))
@@ -57,6 +57,7 @@ def job_from_row(row: Any) -> JobRecord:
         cost=None if row["cost"] is None else int(row["cost"]),
         error=row["error"],
         notified=bool(row["notified"]),
+        vendor=row["vendor"],
         created_at=float(row["created_at"]),
         updated_at=float(row["updated_at"]),
         queue=row["queue"],

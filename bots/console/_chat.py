@@ -226,10 +226,13 @@ class ConsoleChat:
 
     async def jobs(self, _: str, locale: str) -> None:
         self.emit(self.app.text.jobs(locale, await self.app.admin_jobs(self.user)))
+        self.emit(self.app.text.vendors(locale, await self.app.vendor_states()))
 
-    async def resume(self, _: str, locale: str) -> None:
-        cleared = await self.app.admin_resume(self.user)
-        self.emit(self.app.text.t("admin.resumed" if cleared else "admin.not_paused", locale))
+    async def resume(self, rest: str, locale: str) -> None:
+        vendor = rest.strip() or None
+        cleared = await self.app.admin_resume(self.user, vendor)
+        key = "admin.resumed" if cleared else "admin.not_paused"
+        self.emit(self.app.text.t(key + (".named" if vendor else ""), locale, vendor=vendor))
 
     async def help(self, _: str, locale: str) -> None:
         self.emit(self.app.text.help(locale, self.app.preset, True, platform="console"))

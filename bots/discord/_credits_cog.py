@@ -131,11 +131,16 @@ class CreditsCog(commands.Cog):
     async def jobs(self, interaction: discord.Interaction) -> None:
         app = app_of(interaction)
         summaries = await app.admin_jobs(interaction_user(interaction))
-        await _reply(interaction, app.text.jobs(await _locale(app, interaction), summaries))
+        locale = await _locale(app, interaction)
+        vendors = app.text.vendors(locale, await app.vendor_states())
+        await _reply(interaction, f"{app.text.jobs(locale, summaries)}\n\n{vendors}")
 
     @credits.command(name="resume", description=text("command.credits.resume"))
-    async def resume(self, interaction: discord.Interaction) -> None:
+    @app_commands.describe(vendor=text("option.vendor"))
+    async def resume(self, interaction: discord.Interaction, vendor: str | None = None) -> None:
         app = app_of(interaction)
-        cleared = await app.admin_resume(interaction_user(interaction))
+        cleared = await app.admin_resume(interaction_user(interaction), vendor)
         key = "admin.resumed" if cleared else "admin.not_paused"
-        await _reply(interaction, app.text.t(key, await _locale(app, interaction)))
+        if vendor is not None:
+            key += ".named"
+        await _reply(interaction, app.text.t(key, await _locale(app, interaction), vendor=vendor))

@@ -113,13 +113,19 @@ class AdminHandlers(TurnBase):
     @turn
     async def jobs(self, turn: Turn, context: Context) -> None:
         jobs = await self.app.admin_jobs(turn.user, limit=10)
-        await self.say(turn, self.app.text.jobs(turn.locale, jobs))
+        text = self.app.text.jobs(turn.locale, jobs)
+        vendors = self.app.text.vendors(turn.locale, await self.app.vendor_states())
+        await self.say(turn, f"{text}\n\n{vendors}")
 
     @turn
     async def resume(self, turn: Turn, context: Context) -> None:
-        cleared = await self.app.admin_resume(turn.user)
+        args = list(context.args or [])
+        vendor = args[0] if args else None
+        cleared = await self.app.admin_resume(turn.user, vendor)
         key = "admin.resumed" if cleared else "admin.not_paused"
-        await self.say(turn, self.app.text.t(key, turn.locale))
+        if vendor is not None:
+            key += ".named"
+        await self.say(turn, self.app.text.t(key, turn.locale, vendor=vendor))
 
     @turn
     async def stats(self, turn: Turn, context: Context) -> None:

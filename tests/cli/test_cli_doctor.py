@@ -288,3 +288,37 @@ def test_chat_wording_becomes_command_line_wording(
     code, _, err = _run(capsys, "edit", "make it blue", "--image", str(photo))
     assert code == 1
     assert "give --image an http(s) URL" in err and "tell the bot's operator" not in err
+
+
+def test_doctor_shows_each_vendor_and_its_state(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, workdir: Path
+) -> None:
+    import asyncio
+    import json
+
+    from storage import open_store
+
+    monkeypatch.setenv("VENDORS", "compat-b64,mock")
+    monkeypatch.setenv("VENDOR_COMPAT_B64_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("VENDOR_COMPAT_B64_API_KEY", "sk-doctor-secret-key")
+
+    async def pause() -> None:
+        # What a worker writes when the vendor answers 402.
+        store = await open_store(f"sqlite:///{workdir}/db.sqlite3")
+        try:
+            async with store.transaction() as tx:
+                await store.flags.set(
+                    tx,
+                    "vendor_paused:compat-b64",
+                    json.dumps({"since": 0, "probe_at": 300, "state": "paused", "why": "x402"}),
+                )
+        finally:
+            await store.close()
+
+    asyncio.run(pause())
+    code, out, _ = _run(capsys, "doctor")
+    assert code == 0, out
+    assert "vendors, in failover order: compat-b64, mock" in out
+    assert "vendor compat-b64: paused since 1970-01-01 00:00 UTC (x402)" in out
+    assert "vendor mock: healthy" in out
+    assert "sk-doctor-secret-key" not in out

@@ -1,0 +1,112 @@
+"""Two real fake vendors behind the Telegram bot (``VENDORS``): the first answers
+402, the job is delivered by the second and charged at its price."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.telegram_api import Call, FakeTelegramAPI
+from tests.fakes.vendor_base import Fault
+from tests.fakes.vendor_openai import FakeOpenAIVendor
+from tests.telegram.conftest import ADMIN_ID, USER_ID, Harness, running_bot
+
+FIRST_PRICE = 40
+SECOND_PRICE = 25
+CONFIG = f"""
+[vendors.first]
+preset = "compat-sizes"
+[vendors.first.price.per_image]
+"1024x1024:medium" = {FIRST_PRICE}
+
+[vendors.second]
+preset = "compat-sizes"
+[vendors.second.price.per_image]
+"1024x1024:medium" = {SECOND_PRICE}
+"""
+
+
+def has_caption(call: Call) -> bool:
+    return bool(call.params.get("caption"))
+
+
+@pytest.fixture
+async def vendors() -> AsyncIterator[tuple[FakeOpenAIVendor, FakeOpenAIVendor]]:
+    async with (
+        FakeOpenAIVendor(flavor="compat-sizes", key="sk-first-key") as first,
+        FakeOpenAIVendor(flavor="compat-sizes", key="sk-second-key") as second,
+    ):
+        yield first, second
+
+
+@pytest.fixture
+async def vbot(
+    fake: FakeTelegramAPI, tmp_path: Path, vendors: tuple[FakeOpenAIVendor, FakeOpenAIVendor]
+) -> AsyncIterator[Harness]:
+    first, second = vendors
+    config = tmp_path / "vendors.toml"
+    config.write_text(CONFIG)
+    async with running_bot(
+        fake,
+        tmp_path,
+        VENDOR="",
+        VENDORS="first,second",
+        VENDOR_CONFIG=str(config),
+        VENDOR_FIRST_BASE_URL=first.base_url,
+        VENDOR_FIRST_API_KEY="sk-first-key",
+        VENDOR_SECOND_BASE_URL=second.base_url,
+        VENDOR_SECOND_API_KEY="sk-second-key",
+    ) as harness:
+        yield harness
+
+
+async def test_402_at_the_first_vendor_is_delivered_by_the_second_at_its_price(
+    vbot: Harness, vendors: tuple[FakeOpenAIVendor, FakeOpenAIVendor]
+) -> None:
+    first, second = vendors
+    first.inject(Fault("402", times=5))
+
+    vbot.send("/price a lighthouse --n 1")
+    await vbot.said(f"{SECOND_PRICE}–{FIRST_PRICE}", chat_id=USER_ID)
+
+    vbot.send("/imagine a lighthouse --n 1")
+    [photo] = await vbot.fake.wait_for("sendPhoto", has_caption, timeout=10)
+    caption = str(photo.params["caption"])
+    assert "a lighthouse" in caption and "second" in caption
+    assert f"{SECOND_PRICE} credits" in caption
+    assert await vbot.balance() == 100 - SECOND_PRICE
+    assert len(second.billed) == 1 and first.billed == []
+    alerts = [t for t in vbot.texts(chat_id=ADMIN_ID) if "402" in t]
+    assert len(alerts) == 1 and "first" in alerts[0]
+
+    # The next job skips the paused vendor; the admins hear nothing more.
+    asked = len(first.requests)
+    vbot.send("/imagine a second lighthouse --n 1")
+    await vbot.fake.wait_for("sendPhoto", has_caption, count=2, timeout=10)
+    assert await vbot.balance() == 100 - 2 * SECOND_PRICE
+    assert len(first.requests) == asked
+    assert len([t for t in vbot.texts(chat_id=ADMIN_ID) if "402" in t]) == 1
+    assert not any("sk-first-key" in t for t in vbot.texts())
+
+
+async def test_admin_jobs_shows_vendor_states_and_resume_clears_one(
+    vbot: Harness, vendors: tuple[FakeOpenAIVendor, FakeOpenAIVendor]
+) -> None:
+    first, _ = vendors
+    first.inject(Fault("402"))
+    vbot.send("/imagine a boat --n 1")
+    await vbot.fake.wait_for("sendPhoto", has_caption, timeout=10)
+    await vbot.settled()
+
+    vbot.send("/jobs", user_id=ADMIN_ID)
+    await vbot.said("first: paused", chat_id=ADMIN_ID)
+    await vbot.said("second: healthy", chat_id=ADMIN_ID)
+
+    vbot.send("/resume nobody", user_id=ADMIN_ID)
+    await vbot.said("No vendor is called nobody", chat_id=ADMIN_ID)
+    vbot.send("/resume first", user_id=ADMIN_ID)
+    await vbot.said("first is back in the rotation", chat_id=ADMIN_ID)
+    states = {s.name: s.state for s in await vbot.app.vendor_states()}
+    assert states == {"first": "healthy", "second": "healthy"}
