@@ -4,7 +4,13 @@ SKUs. Every purchase is one ledger transfer of kind ``purchase`` from
 ``telegram_payment_charge_id``, a Discord entitlement id), so a redelivered update,
 a second process or a restart after a crash credits nothing more. A refund is a
 ``purchase_refund`` transfer back, made before the platform is asked to return the
-money, and only while the user still has the credits (see docs/core-api.md)."""
+money, and only while the user still has the credits (see docs/core-api.md).
+
+The buyer is told their new balance once: whoever tells them first claims the
+payment's notice (``claim_notice``), so a redelivery, a second process or the next
+start after a crash between crediting and telling tells them if nobody had, and
+never twice. A crash between the claim and the message itself loses that one
+message (the balance is right either way, and ``/balance`` shows it)."""
 
 from __future__ import annotations
 
@@ -59,6 +65,15 @@ class Refund:
     """The user's balance after the credits were taken back."""
     already: bool
     """The payment had been refunded before; nothing happened now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A buyer nobody has told about their purchase yet."""
+
+    payment: Payment
+    user: UserRef
+    balance: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +189,24 @@ class Payments:
         async with self.store.read() as tx:
             return await self.store.payments.unconsumed(tx, platform)
 
+    # --- telling the buyer -----------------------------------------------------------
+
+    async def claim_notice(self, platform: str, charge_id: str) -> bool:
+        """True exactly once per payment: the caller now tells the buyer."""
+        async with self.store.transaction() as tx:
+            return await self.store.payments.claim_notice(tx, platform, charge_id)
+
+    async def unnotified(self, platform: str) -> list[Notice]:
+        """Credited payments whose buyer nobody has told yet (a crash in between)."""
+        found = []
+        async with self.store.read() as tx:
+            for payment in await self.store.payments.unnotified(tx, platform):
+                account = await self.store.ledger.get_account(tx, payment.account_id)
+                balance = (await self.store.ledger.balance(tx, account.id)).available
+                user = UserRef(platform, account.external_id, account.username)
+                found.append(Notice(payment, user, balance))
+        return found
+
     # --- admins --------------------------------------------------------------------
 
     async def refund(
@@ -221,6 +254,17 @@ class Payments:
                     tx, platform, charge_id, "refunding", "refunded"
                 )
         return Refund(payment, user, balance, payment.status == "refunded")
+
+    async def take_back(self, actor: UserRef, platform: str, charge_id: str) -> Refund:
+        """``refund`` for a platform with no refund API (Discord): the credits come
+        back under the same rule, and the money is returned outside the bot."""
+
+        async def by_hand(payment: Payment, user: UserRef) -> None:
+            log.info(
+                "%s %s: credits taken back; the money is refunded by hand", platform, charge_id
+            )
+
+        return await self.refund(actor, platform, charge_id, by_hand)
 
     async def recent(self, actor: UserRef, limit: int = 10) -> list[PaymentSummary]:
         await self.admin.authorize(actor, "payments", None)

@@ -278,6 +278,8 @@ class Payment:
     """Discord: when the entitlement was consumed (None = still to do)."""
     created_at: float = 0.0
     updated_at: float = 0.0
+    notified_at: float | None = None
+    """When the buyer was told their new balance (None = not yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -609,6 +611,14 @@ class PaymentRepo(Protocol):
     async def mark_consumed(self, tx: Tx, platform: str, charge_id: str) -> bool: ...
     async def unconsumed(self, tx: Tx, platform: str, limit: int = 100) -> list[Payment]: ...
     async def recent(self, tx: Tx, limit: int = 20) -> list[Payment]: ...
+    async def claim_notice(self, tx: Tx, platform: str, charge_id: str) -> bool:
+        """Set ``notified_at`` unless it is set: True for exactly one caller, who
+        then tells the buyer."""
+        ...
+
+    async def unnotified(self, tx: Tx, platform: str, limit: int = 100) -> list[Payment]:
+        """Credited payments whose buyer was never told, oldest first."""
+        ...
 
 
 class ReportRepo(Protocol):

@@ -4,7 +4,10 @@ premium buttons (Discord's store takes the payment); each entitlement for such a
 (``on_entitlement_create``, one carried by an interaction, or one found at start)
 credits the ledger once per entitlement id and is then consumed. A crash between
 the two credits nothing twice: the entitlement stays unconsumed on Discord, and the
-next start finds it, credits nothing more and consumes it."""
+next start finds it, credits nothing more and consumes it. The buyer gets one DM
+with their new balance after the consume, sent by whoever claims the payment's
+notice first, so the start after such a crash sends the DM the crashed process
+never sent."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from discord.ext import commands
 
 from core.payments import Purchase
 from core.ports import UserRef
+from storage.interfaces import Payment
 
 from ._context import app_of
 from ._users import PLATFORM, interaction_user
@@ -75,7 +79,8 @@ class BuyCog(commands.Cog):
 
     async def reconcile(self) -> int:
         """Credit and consume what is still unconsumed on Discord (bought while the
-        bot was down, or credited just before a crash); how many were redeemed."""
+        bot was down, or credited just before a crash), and tell the buyers nobody
+        told; how many entitlements were redeemed."""
         app = self.bot.app
         skus = [discord.Object(int(p.sku_id)) for p in app.payments.packs(PLATFORM) if p.sku_id]
         if not skus:
@@ -89,6 +94,9 @@ class BuyCog(commands.Cog):
                     redeemed += 1
         except discord.HTTPException as err:
             log.warning("could not list Discord entitlements: %s", err)
+        for notice in await app.payments.unnotified(PLATFORM):
+            if notice.payment.consumed_at is not None:  # else the entitlement is still due
+                await self._tell(notice.user, notice.payment, notice.balance)
         return redeemed
 
     async def redeem(self, entitlement: discord.Entitlement, *, tell: bool) -> Purchase | None:
@@ -110,16 +118,19 @@ class BuyCog(commands.Cog):
             log.warning("could not consume entitlement %s: %s", entitlement.id, err)
             return purchase
         await app.payments.consumed(PLATFORM, str(entitlement.id))
-        if tell and purchase.credited:
-            await self._tell(user, purchase)
+        if tell:
+            await self._tell(user, purchase.payment, purchase.balance)
         return purchase
 
-    async def _tell(self, user: UserRef, purchase: Purchase) -> None:
+    async def _tell(self, user: UserRef, payment: Payment, balance: int) -> None:
         app = self.bot.app
+        if not await app.payments.claim_notice(PLATFORM, payment.charge_id):
+            return  # told before (a redelivery, or another process was first)
         locale = (await app.profile(user)).locale
-        text = app.text.t(
-            "payments.credited", locale, credits=purchase.payment.credits, balance=purchase.balance
-        )
-        with contextlib.suppress(discord.HTTPException):
+        thanks = app.text.t("payments.credited", locale, credits=payment.credits, balance=balance)
+        try:
             channel = await self.bot.create_dm(discord.Object(int(user.user_id)))
-            await channel.send(text)
+            await channel.send(thanks)
+        except discord.HTTPException as err:
+            # Mostly DMs closed to the bot: not retried, /balance shows the credits.
+            log.info("could not DM %s about entitlement %s: %s", user.key, payment.charge_id, err)

@@ -108,7 +108,10 @@ class PaymentHandlers(TurnBase):
             paid.total_amount,
             paid.currency,
         )
-        key = "payments.credited" if purchase.credited else "payments.already_credited"
+        # The first delivery to get here says "added"; a redelivery after a crash
+        # says it again only if nobody had said it.
+        first = await self.app.payments.claim_notice(PLATFORM, purchase.payment.charge_id)
+        key = "payments.credited" if first else "payments.already_credited"
         await self.say(
             turn,
             self.app.text.t(

@@ -27,7 +27,7 @@ class PgPayments:
         # the first commits, then does nothing: exactly one caller sees True.
         status = await t.execute(
             f"INSERT INTO payments ({PAYMENT_COLS}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
             "ON CONFLICT (platform, charge_id) DO NOTHING",
             payment.platform,
             payment.charge_id,
@@ -41,6 +41,7 @@ class PgPayments:
             payment.consumed_at,
             now,
             now,
+            payment.notified_at,
         )
         row = await t.fetchrow(_BY_KEY, payment.platform, payment.charge_id)
         if row is None:  # pragma: no cover - the insert or the conflict row is there
@@ -90,6 +91,25 @@ class PgPayments:
     async def recent(self, tx: Tx, limit: int = 20) -> list[Payment]:
         rows = await pg_tx(tx).fetch(
             f"SELECT {PAYMENT_COLS} FROM payments ORDER BY created_at DESC, charge_id LIMIT $1",
+            limit,
+        )
+        return [payment_from_row(r) for r in rows]
+
+    async def claim_notice(self, tx: Tx, platform: str, charge_id: str) -> bool:
+        status = await pg_tx(tx, write=True).execute(
+            "UPDATE payments SET notified_at = $1 "
+            "WHERE platform = $2 AND charge_id = $3 AND notified_at IS NULL",
+            self._clock(),
+            platform,
+            charge_id,
+        )
+        return _updated(status)
+
+    async def unnotified(self, tx: Tx, platform: str, limit: int = 100) -> list[Payment]:
+        rows = await pg_tx(tx).fetch(
+            f"SELECT {PAYMENT_COLS} FROM payments WHERE platform = $1 AND notified_at IS NULL "
+            "AND status = 'credited' ORDER BY created_at LIMIT $2",
+            platform,
             limit,
         )
         return [payment_from_row(r) for r in rows]

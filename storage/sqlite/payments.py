@@ -26,7 +26,7 @@ class SqlitePayments:
         def op(con: sqlite3.Connection) -> bool:
             cur = con.execute(
                 f"INSERT INTO payments ({PAYMENT_COLS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (platform, charge_id) DO NOTHING",
                 (
                     *key,
@@ -40,6 +40,7 @@ class SqlitePayments:
                     payment.consumed_at,
                     now,
                     now,
+                    payment.notified_at,
                 ),
             )
             return cur.rowcount == 1
@@ -97,5 +98,26 @@ class SqlitePayments:
         rows = await sqlite_tx(tx).fetchall(
             f"SELECT {PAYMENT_COLS} FROM payments ORDER BY created_at DESC, charge_id LIMIT ?",
             (limit,),
+        )
+        return [payment_from_row(r) for r in rows]
+
+    async def claim_notice(self, tx: Tx, platform: str, charge_id: str) -> bool:
+        t = sqlite_tx(tx, write=True)
+        return await t.call(
+            lambda con: (
+                con.execute(
+                    "UPDATE payments SET notified_at = ? "
+                    "WHERE platform = ? AND charge_id = ? AND notified_at IS NULL",
+                    (self._clock(), platform, charge_id),
+                ).rowcount
+                == 1
+            )
+        )
+
+    async def unnotified(self, tx: Tx, platform: str, limit: int = 100) -> list[Payment]:
+        rows = await sqlite_tx(tx).fetchall(
+            f"SELECT {PAYMENT_COLS} FROM payments WHERE platform = ? AND notified_at IS NULL "
+            "AND status = 'credited' ORDER BY created_at LIMIT ?",
+            (platform, limit),
         )
         return [payment_from_row(r) for r in rows]

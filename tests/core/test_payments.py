@@ -59,3 +59,23 @@ async def test_refund_is_refused_after_spending_and_done_once_otherwise(
         async with app.store.read() as tx:
             assert await app.store.ledger.check_invariants(tx) == []
             assert (await app.store.ledger.system_account(tx, SYSTEM_SALES)).balance == 0
+
+
+async def test_the_buyer_is_told_once_and_an_untold_payment_is_found(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(DISCORD_SKU_PACKS="555:30", WELCOME_CREDITS="0")
+    async with build_app(settings, sweep=False) as app:
+        user = UserRef("discord", "77")
+        await app.payments.credit_entitlement(user, "e-1", "555")
+        await app.payments.credit_entitlement(user, "e-2", "555")
+        [first, second] = await app.payments.unnotified("discord")
+        assert (first.payment.charge_id, first.user, first.balance) == ("e-1", user, 60)
+        assert second.payment.charge_id == "e-2"
+
+        claims = await asyncio.gather(
+            *(app.payments.claim_notice("discord", "e-1") for _ in range(6))
+        )
+        assert sorted(claims) == [False] * 5 + [True]
+        assert [n.payment.charge_id for n in await app.payments.unnotified("discord")] == ["e-2"]
+        assert await app.payments.claim_notice("telegram", "e-2") is False  # other platform
