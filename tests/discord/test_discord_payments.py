@@ -2,11 +2,16 @@
 premium buttons, an entitlement credits once per entitlement id (created twice, or
 also carried by an interaction) and is consumed; one credited but not consumed
 (the consume failed, as after a crash) is consumed by the next start, crediting
-nothing more."""
+nothing more; and the real ``imagine-bot run`` killed with SIGKILL between crediting
+and consuming: the next start consumes it, credits nothing more and DMs the buyer
+the one message the killed process never sent."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,10 +21,12 @@ from bots.discord._buy_cog import BuyCog
 from core.bootstrap import build_app
 from core.ports import UserRef
 from core.settings import load_settings
+from storage import open_store
 from storage.interfaces import SYSTEM_SALES
 from tests.discord.conftest import USER_ID, Harness, base_env, running
-from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.discord_api import Call, FakeDiscord
 
+ROOT = Path(__file__).resolve().parents[2]
 SKU_CREDITS = 250
 
 
@@ -123,3 +130,83 @@ async def test_an_entitlement_found_at_start_is_credited(fake: FakeDiscord, tmp_
         async with running(fake, app):
             await fake.wait_for_call(f"/entitlements/{ent['id']}/consume", method="POST")
         assert await app.balance(UserRef("discord", str(USER_ID))) == 100 + SKU_CREDITS
+
+
+def is_dm(c: Call) -> bool:
+    return c.method == "POST" and c.path.startswith("/channels/") and c.path.endswith("/messages")
+
+
+@pytest.mark.timeout(180)
+async def test_sigkill_between_crediting_and_consuming(fake: FakeDiscord, tmp_path: Path) -> None:
+    """The bot process dies while Discord has not consumed the entitlement yet (the
+    fake holds the consume request, the test kills the process when it arrives)."""
+    sku = fake.add_sku("250 credits")
+    env = {
+        **os.environ,
+        **base_env(tmp_path, DISCORD_SKU_PACKS=f"{sku['id']}:{SKU_CREDITS}"),
+        "PYTHONPATH": str(ROOT),
+    }
+    log = tmp_path / "bot.log"
+
+    async def start() -> asyncio.subprocess.Process:
+        seen = len(fake.calls)
+        with log.open("ab") as out:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tests.fakes.discord_child", fake.base_url, "run",
+                cwd=tmp_path, env=env, stdout=out, stderr=out,
+            )  # fmt: skip
+        # The start's reconcile lists the entitlements once it is connected.
+        await fake.wait_for_call("/entitlements", 60, method="GET", start=seen)
+        return proc
+
+    async def db_state() -> tuple[int, int, int, object]:
+        settings = load_settings(env, env_file=None)
+        store = await open_store(settings.database_url)
+        try:
+            async with store.read() as tx:
+                assert await store.ledger.check_invariants(tx) == []
+                account = await store.ledger.find_account(tx, "discord", str(USER_ID))
+                assert account is not None
+                sales = await store.ledger.system_account(tx, SYSTEM_SALES)
+                bought = [
+                    t for t in await store.ledger.history(tx, account.id) if t.kind == "purchase"
+                ]
+                payment = await store.payments.get(tx, "discord", ent["id"])
+        finally:
+            await store.close()
+        return account.balance, sales.balance, len(bought), payment
+
+    proc = await start()
+    consume = fake.hold("/consume", method="POST")
+    ent = await fake.create_entitlement(USER_ID, sku["id"])
+    await asyncio.wait_for(consume.arrived.wait(), 60)
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+    consume.release()
+
+    balance, sales, purchases, payment = await db_state()
+    assert (balance, sales, purchases) == (100 + SKU_CREDITS, -SKU_CREDITS, 1)
+    assert payment is not None and payment.consumed_at is None and payment.notified_at is None
+    assert fake.entitlements[int(ent["id"])]["consumed"] is False
+    assert not [c for c in fake.calls if is_dm(c)], "told before the crash"
+
+    proc = await start()
+    try:
+        done = await fake.wait_for_call(
+            lambda c: c.path.endswith(f"/entitlements/{ent['id']}/consume") and c.status == 204,
+            60,
+        )
+        dm = await fake.wait_for_call(is_dm, 60, start=fake.calls.index(done))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 60)
+    assert proc.returncode == 0, log.read_text(errors="replace")[-3000:]
+
+    assert fake.entitlements[int(ent["id"])]["consumed"] is True
+    assert f"{SKU_CREDITS} credits were added" in dm.payload["content"]
+    assert f"{100 + SKU_CREDITS}" in dm.payload["content"]
+    assert [c.payload.get("content") for c in fake.calls if is_dm(c)] == [dm.payload["content"]]
+    balance, sales, purchases, payment = await db_state()
+    assert (balance, sales, purchases) == (100 + SKU_CREDITS, -SKU_CREDITS, 1)
+    assert payment is not None and payment.consumed_at is not None
+    assert payment.notified_at is not None

@@ -35,6 +35,10 @@ App monetization: ``add_sku`` makes a SKU the store lists (``GET .../skus``);
 consumed once by ``POST .../entitlements/{id}/consume`` (an unknown one is 404, code
 10070), and ``create_entitlement`` also sends the ``ENTITLEMENT_CREATE`` dispatch.
 An interaction can carry entitlements in its ``entitlements`` list.
+
+``hold`` keeps matching REST calls unanswered until released (to kill a bot process
+while its request is in flight); a released call is answered 503 and changes
+nothing, as if it never reached Discord.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from typing import Any
 import yarl
 from aiohttp import WSMsgType, web
 
-__all__ = ["DISCORD_EPOCH", "MIB", "Call", "FakeDiscord"]
+__all__ = ["DISCORD_EPOCH", "MIB", "Call", "FakeDiscord", "Hold"]
 
 DISCORD_EPOCH = 1420070400000
 MIB = 1024 * 1024
@@ -93,6 +97,19 @@ class _InjectedError:
     status: int
     body: Any
     times: int
+
+
+@dataclass
+class Hold:
+    """Calls ``FakeDiscord.hold`` keeps waiting; ``arrived`` is set by the first."""
+
+    match: Callable[[Call], bool]
+    calls: list[Call] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 @dataclass
@@ -192,6 +209,7 @@ class FakeDiscord:
         self._tokens: dict[str, _InteractionState] = {}
         self._cdn: dict[str, tuple[bytes, str]] = {}
         self._errors: list[_InjectedError] = []
+        self._holds: list[Hold] = []
         self._snowflake_seq = 0
         self._seq = 0
         self._ws: web.WebSocketResponse | None = None
@@ -234,6 +252,8 @@ class FakeDiscord:
 
     async def stop(self) -> None:
         """Close the gateway connection and the server."""
+        for hold in self._holds:
+            hold.release()
         if self._ws is not None and not self._ws.closed:
             with contextlib.suppress(Exception):
                 await self._ws.close(code=1001)
@@ -387,6 +407,13 @@ class FakeDiscord:
         if body is None:
             body = {"code": 0, "message": f"{status}: injected error"}
         self._errors.append(_InjectedError(self._matcher(predicate, method), status, body, times))
+
+    def hold(self, predicate: str | Callable[[Call], bool], *, method: str | None = None) -> Hold:
+        """Keep matching REST calls unanswered until ``release()``; then answer them
+        503 without acting on them (the request never reached Discord)."""
+        hold = Hold(self._matcher(predicate, method))
+        self._holds.append(hold)
+        return hold
 
     # ------------------------------------------------------------------ payload builders
     def user(self, id: int, name: str | None = None, *, bot: bool = False) -> JsonDict:
@@ -1004,8 +1031,14 @@ class FakeDiscord:
         status: int
         result: Any
         try:
+            held = next((h for h in self._holds if not h.released.is_set() and h.match(call)), None)
             injected = next((e for e in self._errors if e.times > 0 and e.match(call)), None)
-            if injected is not None:
+            if held is not None:
+                held.calls.append(call)
+                held.arrived.set()
+                await held.released.wait()
+                status, result = 503, {"code": 0, "message": "503: held, never delivered"}
+            elif injected is not None:
                 injected.times -= 1
                 status, result = injected.status, injected.body
             else:
