@@ -29,6 +29,7 @@ from core.types import Progress
 if TYPE_CHECKING:
     from core.admin import AccountReport, HistoryEntry, JobSummary
     from core.options import Defaults
+    from core.payments import PaymentSummary
     from core.results import PriceInfo
     from core.stats import Today
     from core.types import ImageRequest
@@ -266,6 +267,28 @@ class Messages:
             lines.append(f"{when} {line}".rstrip())
         return "\n".join(lines)
 
+    def payments(self, locale: str | None, found: Sequence[PaymentSummary]) -> str:
+        """The admin ``/payments`` listing (both platforms), newest first."""
+        if not found:
+            return self.t("payments.recent_empty", locale)
+        lines = [self.t("payments.recent_header", locale)]
+        for item in found:
+            p = item.payment
+            lines.append(
+                self.t(
+                    "payments.recent_line",
+                    locale,
+                    when=time.strftime("%m-%d %H:%M", time.gmtime(p.created_at)),
+                    user=item.user_key,
+                    credits=p.credits,
+                    amount=p.amount,
+                    currency=p.currency,
+                    status=self.t(f"payments.status.{p.status}", locale),
+                    charge_id=p.charge_id,
+                )
+            )
+        return "\n".join(lines)
+
     def vendors(self, locale: str | None, states: Sequence[VendorState]) -> str:
         """Each configured vendor's state, for the admin ``/jobs``."""
         lines = [self.t("admin.vendors_header", locale)]
@@ -290,12 +313,20 @@ class Messages:
         )
 
     def help(
-        self, locale: str | None, preset: Preset, is_admin: bool = False, platform: str = "telegram"
+        self,
+        locale: str | None,
+        preset: Preset,
+        is_admin: bool = False,
+        platform: str = "telegram",
+        can_buy: bool = False,
     ) -> str:
         """Commands differ per platform (slash options on Discord, replies on Telegram,
-        file paths on the console); the rest of the wording is shared."""
+        file paths on the console); the rest of the wording is shared. ``can_buy``:
+        the operator sells credit packs on this platform, so ``/buy`` is offered."""
         key = {"discord": "help.discord", "console": "help.console"}.get(platform, "help")
         parts = [self.t(key, locale)]
+        if can_buy:
+            parts[0] += "\n" + self.t("help.buy", locale)
         parts.append(self.t("help.show.discord" if platform == "discord" else "help.show", locale))
         if not (preset.can_generate and preset.generate_model):
             parts.append(self.t("help.generate_unavailable", locale))
@@ -314,7 +345,11 @@ class Messages:
         preset: Preset,
         is_admin: bool,
         platform: str = "telegram",
+        can_buy: bool = False,
     ) -> str:
         return self.t(
-            "welcome", locale, balance=balance, help=self.help(locale, preset, is_admin, platform)
+            "welcome",
+            locale,
+            balance=balance,
+            help=self.help(locale, preset, is_admin, platform, can_buy),
         )

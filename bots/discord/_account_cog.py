@@ -19,7 +19,7 @@ from ._imagine_cog import overrides_of
 from ._options import Choice, describe, preset_choices, with_choices
 from ._show import history_view, show_command
 from ._translator import text
-from ._users import interaction_user
+from ._users import PLATFORM, interaction_user
 
 if TYPE_CHECKING:
     from ._bot import ImagineBot
@@ -62,8 +62,10 @@ async def history(interaction: discord.Interaction) -> None:
 async def help_(interaction: discord.Interaction) -> None:
     app = app_of(interaction)
     profile = await app.profile(interaction_user(interaction))
+    can_buy = bool(app.payments.packs(PLATFORM))
     await _reply(
-        interaction, app.text.help(profile.locale, app.preset, profile.is_admin, platform="discord")
+        interaction,
+        app.text.help(profile.locale, app.preset, profile.is_admin, PLATFORM, can_buy),
     )
 
 

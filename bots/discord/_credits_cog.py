@@ -1,4 +1,4 @@
-"""Admin commands: ``/credits topup|set|deduct|show|jobs|resume``.
+"""Admin commands: ``/credits topup|set|deduct|show|jobs|resume|payments|refund``.
 
 Registered with ``default_member_permissions=administrator`` so ordinary members do
 not see the group, but that is only a hint a server owner can change: core checks
@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from ._context import app_of
 from ._translator import text
-from ._users import interaction_user, user_ref
+from ._users import PLATFORM, interaction_user, user_ref
 
 if TYPE_CHECKING:
     from core.app import Imagine
@@ -144,3 +144,30 @@ class CreditsCog(commands.Cog):
         if vendor is not None:
             key += ".named"
         await _reply(interaction, app.text.t(key, await _locale(app, interaction), vendor=vendor))
+
+    @credits.command(name="payments", description=text("command.credits.payments"))
+    async def payments(self, interaction: discord.Interaction) -> None:
+        app = app_of(interaction)
+        found = await app.payments.recent(interaction_user(interaction), limit=10)
+        await _reply(interaction, app.text.payments(await _locale(app, interaction), found))
+
+    @credits.command(name="refund", description=text("command.credits.refund"))
+    @app_commands.describe(charge_id=text("option.charge_id"))
+    async def refund(self, interaction: discord.Interaction, charge_id: str) -> None:
+        # Discord has no refund call for apps: the credits come back here, the money
+        # through the developer portal or Discord support, as the answer says.
+        app = app_of(interaction)
+        done = await app.payments.take_back(interaction_user(interaction), PLATFORM, charge_id)
+        locale = await _locale(app, interaction)
+        if done.already:
+            text = app.text.t("payments.already_refunded", locale, charge_id=charge_id)
+        else:
+            text = app.text.t(
+                "payments.refunded.discord",
+                locale,
+                charge_id=done.payment.charge_id,
+                credits=done.payment.credits,
+                user=f"<@{done.user.user_id}>",
+                balance=done.balance,
+            )
+        await _reply(interaction, text)

@@ -206,13 +206,21 @@ class Handlers(AdminHandlers, PaymentHandlers):
     @turn
     async def start(self, turn: Turn, context: Context) -> None:
         balance = turn.profile.balance if turn.profile else 0
+        can_buy = bool(self.app.payments.packs(PLATFORM))
         await self.say(
-            turn, self.app.text.welcome(turn.locale, balance, self.app.preset, turn.is_admin)
+            turn,
+            self.app.text.welcome(
+                turn.locale, balance, self.app.preset, turn.is_admin, PLATFORM, can_buy
+            ),
         )
 
     @turn
     async def help(self, turn: Turn, context: Context) -> None:
-        await self.say(turn, self.app.text.help(turn.locale, self.app.preset, turn.is_admin))
+        can_buy = bool(self.app.payments.packs(PLATFORM))
+        await self.say(
+            turn,
+            self.app.text.help(turn.locale, self.app.preset, turn.is_admin, PLATFORM, can_buy),
+        )
 
     @turn
     async def balance(self, turn: Turn, context: Context) -> None:

@@ -7,7 +7,6 @@ per ``telegram_payment_charge_id``. Admins: ``/refund <charge id>``, ``/payments
 from __future__ import annotations
 
 import logging
-import time
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice, Update
 from telegram.error import BadRequest
@@ -157,26 +156,7 @@ class PaymentHandlers(TurnBase):
     @turn
     async def payments(self, turn: Turn, context: Context) -> None:
         found = await self.app.payments.recent(turn.user, limit=10)
-        if not found:
-            await self.say(turn, self.app.text.t("payments.recent_empty", turn.locale))
-            return
-        lines = [self.app.text.t("payments.recent_header", turn.locale)]
-        for item in found:
-            p = item.payment
-            lines.append(
-                self.app.text.t(
-                    "payments.recent_line",
-                    turn.locale,
-                    when=time.strftime("%m-%d %H:%M", time.gmtime(p.created_at)),
-                    user=item.user_key,
-                    credits=p.credits,
-                    amount=p.amount,
-                    currency=p.currency,
-                    status=p.status,
-                    charge_id=p.charge_id,
-                )
-            )
-        await self.say(turn, "\n".join(lines))
+        await self.say(turn, self.app.text.payments(turn.locale, found))
 
 
 def is_payment_update(update: Update) -> bool:

@@ -23,7 +23,7 @@ from core.ports import UserRef
 from core.settings import load_settings
 from storage import open_store
 from storage.interfaces import SYSTEM_SALES
-from tests.discord.conftest import USER_ID, Harness, base_env, running
+from tests.discord.conftest import ADMIN_ID, USER_ID, Harness, base_env, running
 from tests.fakes.discord_api import Call, FakeDiscord
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,6 +130,78 @@ async def test_an_entitlement_found_at_start_is_credited(fake: FakeDiscord, tmp_
         async with running(fake, app):
             await fake.wait_for_call(f"/entitlements/{ent['id']}/consume", method="POST")
         assert await app.balance(UserRef("discord", str(USER_ID))) == 100 + SKU_CREDITS
+
+
+async def answer(h: Harness, name: str, options: object = (), **kwargs: object) -> str:
+    payload = await h.slash(name, options, **kwargs)
+    return await h.ephemeral(payload)
+
+
+async def test_help_offers_buy_and_admins_see_payments_and_refund(
+    shop: tuple[Harness, str],
+) -> None:
+    h, _ = shop
+    shown = await answer(h, "help")
+    assert "/buy" in shown and "refund" not in shown
+    shown = await answer(h, "help", user_id=ADMIN_ID)
+    assert "/buy" in shown and "|payments|refund" in shown
+
+
+async def test_help_without_packs_does_not_offer_buy(harness: Harness) -> None:
+    assert "/buy" not in await answer(harness, "help")
+
+
+async def test_admin_lists_payments_of_both_platforms_and_takes_back_a_purchase(
+    shop: tuple[Harness, str],
+) -> None:
+    h, sku = shop
+    ent = await h.fake.create_entitlement(USER_ID, sku)
+    await wait_balance(h, 100 + SKU_CREDITS)
+    stars_buyer = UserRef("telegram", "4242")
+    await h.app.payments.credit_stars(stars_buyer, "tg-charge-1", "pack:100:50", 50, "XTR")
+
+    refused = await answer(h, "credits", subcommand="payments", user_id=USER_ID)
+    assert "Only the bot's admins" in refused
+    listing = await answer(h, "credits", subcommand="payments", user_id=ADMIN_ID)
+    assert ent["id"] in listing and "tg-charge-1" in listing
+    assert listing.index("tg-charge-1") < listing.index(ent["id"])  # newest first
+
+    calls = len(h.fake.calls)
+    shown = await answer(
+        h, "credits", {"charge_id": ent["id"]}, subcommand="refund", user_id=ADMIN_ID
+    )
+    assert f"{SKU_CREDITS} credits of {ent['id']}" in shown and f"<@{USER_ID}>" in shown
+    assert "Discord's support" in shown  # the money is returned outside the bot
+    assert await h.balance() == 100
+    assert await books(h) == -100  # only the Stars purchase is still sold
+    # Nothing was asked of Discord but the answer itself.
+    assert all("/interactions/" in c.path for c in h.fake.calls[calls:])
+
+    again = await answer(
+        h, "credits", {"charge_id": ent["id"]}, subcommand="refund", user_id=ADMIN_ID
+    )
+    assert f"{ent['id']} was already refunded" in again
+    assert await h.balance() == 100
+    listing = await answer(h, "credits", subcommand="payments", user_id=ADMIN_ID)
+    assert "refunded" in listing
+
+
+async def test_taking_back_spent_credits_is_refused(shop: tuple[Harness, str]) -> None:
+    h, sku = shop
+    ent = await h.fake.create_entitlement(USER_ID, sku)
+    await wait_balance(h, 100 + SKU_CREDITS)
+    admin, user = UserRef("discord", str(ADMIN_ID)), UserRef("discord", str(USER_ID))
+    await h.app.admin_deduct(admin, user, 200, "spent")
+    shown = await answer(
+        h, "credits", {"charge_id": ent["id"]}, subcommand="refund", user_id=ADMIN_ID
+    )
+    assert "Not refunded: the user has only 150 credits left" in shown
+    assert await h.balance() == 150
+    unknown = await answer(
+        h, "credits", {"charge_id": "123"}, subcommand="refund", user_id=ADMIN_ID
+    )
+    assert "No payment has that charge id" in unknown
+    await books(h)
 
 
 def is_dm(c: Call) -> bool:
