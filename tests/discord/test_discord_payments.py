@@ -282,3 +282,24 @@ async def test_sigkill_between_crediting_and_consuming(fake: FakeDiscord, tmp_pa
     assert (balance, sales, purchases) == (100 + SKU_CREDITS, -SKU_CREDITS, 1)
     assert payment is not None and payment.consumed_at is not None
     assert payment.notified_at is not None
+
+
+async def test_a_consumed_purchase_nobody_told_about_is_told_at_start(
+    fake: FakeDiscord, tmp_path: Path
+) -> None:
+    """A crash after the consume but before the DM: the next start sends it, once."""
+    sku = fake.add_sku("250 credits")
+    ent = fake.entitlement(USER_ID, sku["id"])
+    fake.entitlements[int(ent["id"])]["consumed"] = True
+    env = base_env(tmp_path, DISCORD_SKU_PACKS=f"{sku['id']}:{SKU_CREDITS}")
+    async with build_app(load_settings(env, env_file=None), sweep=False) as app:
+        user = UserRef("discord", str(USER_ID))
+        await app.payments.credit_entitlement(user, ent["id"], sku["id"])
+        await app.payments.consumed("discord", ent["id"])
+        async with running(fake, app):
+            dm = await fake.wait_for_call(is_dm, 10)
+        assert f"{100 + SKU_CREDITS}" in dm.payload["content"]
+        assert await app.payments.unnotified("discord") == []
+        async with running(fake, app):
+            await fake.wait_for_call("/entitlements", method="GET", start=fake.calls.index(dm))
+        assert len([c for c in fake.calls if is_dm(c)]) == 1
