@@ -20,6 +20,7 @@ from core.payments import Purchase
 from core.ports import UserRef
 
 from ._context import app_of
+from ._translator import text
 from ._users import PLATFORM, interaction_user
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class BuyCog(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="buy", description="Buy credits")
+    @app_commands.command(name="buy", description=text("command.buy"))
     async def buy(self, interaction: discord.Interaction) -> None:
         app = app_of(interaction)
         profile = await app.profile(interaction_user(interaction))
@@ -117,9 +118,9 @@ class BuyCog(commands.Cog):
     async def _tell(self, user: UserRef, purchase: Purchase) -> None:
         app = self.bot.app
         locale = (await app.profile(user)).locale
-        text = app.text.t(
+        thanks = app.text.t(
             "payments.credited", locale, credits=purchase.payment.credits, balance=purchase.balance
         )
         with contextlib.suppress(discord.HTTPException):
             channel = await self.bot.create_dm(discord.Object(int(user.user_id)))
-            await channel.send(text)
+            await channel.send(thanks)

@@ -169,7 +169,7 @@ class PaymentHandlers(TurnBase):
                     credits=p.credits,
                     amount=p.amount,
                     currency=p.currency,
-                    status=p.status,
+                    status=self.app.text.t(f"payments.status.{p.status}", turn.locale),
                     charge_id=p.charge_id,
                 )
             )
