@@ -24,6 +24,7 @@ from core.ports import UserRef
 from storage.interfaces import Payment
 
 from ._context import app_of
+from ._translator import text
 from ._users import PLATFORM, interaction_user
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class BuyCog(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="buy", description="Buy credits")
+    @app_commands.command(name="buy", description=text("command.buy"))
     async def buy(self, interaction: discord.Interaction) -> None:
         app = app_of(interaction)
         profile = await app.profile(interaction_user(interaction))

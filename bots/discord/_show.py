@@ -21,6 +21,7 @@ from core.messages import Messages
 from ._errors import report_interaction_error
 from ._jobs import begin_interaction
 from ._throttle import allowed
+from ._translator import text
 
 Button = discord.ui.Button[discord.ui.View]
 # A message holds at most five rows of five buttons.
@@ -36,24 +37,25 @@ async def show_job(interaction: discord.Interaction, job_id: str, where: str) ->
         await report_interaction_error(interaction, err, where)
 
 
-@app_commands.describe(job="The image's id, as /history lists it (e.g. 1a2b3c4d)")
+@app_commands.describe(job=text("option.job"))
 async def show(interaction: discord.Interaction, job: str) -> None:
     await show_job(interaction, job, "/show")
 
 
 def show_command() -> app_commands.Command[Any, ..., None]:
-    return app_commands.Command(
-        name="show", description="Post one of your earlier images again", callback=show
-    )
+    return app_commands.Command(name="show", description=text("command.show"), callback=show)
 
 
 class ShowButton(
     discord.ui.DynamicItem[Button], template=r"imagine:show:(?P<job_id>[A-Za-z0-9_-]{1,64})"
 ):
-    def __init__(self, job_id: str, label: str = "Show") -> None:
+    def __init__(self, job_id: str, label: str | None = None) -> None:
+        # Without a label (never expected from Discord) the id alone reads in any language.
         super().__init__(
             discord.ui.Button(
-                label=label, style=discord.ButtonStyle.secondary, custom_id=f"imagine:show:{job_id}"
+                label=label or f"🖼 #{short_id(job_id)}",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"imagine:show:{job_id}",
             )
         )
         self.job_id = job_id
@@ -62,7 +64,7 @@ class ShowButton(
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> Self:
-        return cls(match["job_id"], getattr(item, "label", None) or "Show")
+        return cls(match["job_id"], getattr(item, "label", None))
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         return await allowed(interaction)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import string
+from typing import get_args
 
 import pytest
 from babel.messages.pofile import read_po
@@ -22,6 +23,7 @@ from core.locales import (
 )
 from core.messages import Messages
 from core.vendors.presets import PRESETS
+from storage.interfaces import PaymentStatus
 
 OTHERS = [lang for lang in LANGUAGES if lang != ENGLISH]
 
@@ -149,14 +151,14 @@ def test_error_text_never_shows_the_detail() -> None:
 # --- no English inside another language -------------------------------------------
 
 # What stays as typed in every language: file formats, option values the user
-# types, environment settings, units.
-_TECHNICAL = {"png", "jpeg", "webp", "low", "medium", "high"}
+# types, environment settings, units, and the platforms' own names.
+_TECHNICAL = {"png", "jpeg", "webp", "low", "medium", "high", "discord", "telegram"}
 _NOT_WORDS = [
     re.compile(r"\{[^}]*\}"),  # placeholders
     re.compile(r"/\w+(@\w+)?"),  # commands
     re.compile(r"--\w+"),  # option flags
     re.compile(r"\b\w+=\S*"),  # lang=ja
-    re.compile(r"\b\w+:…"),  # Discord option syntax (prompt:…)
+    re.compile(r"\b\w+:(…|<\w+>)"),  # Discord option syntax (prompt:…, job:<id>)
     re.compile(r"\b\w+(\|\w+)+"),  # subcommand lists (topup|set|...)
     re.compile(r"(?<![A-Za-z0-9_])[A-Z][A-Z0-9]*_[A-Z0-9_]+(?![A-Za-z0-9_])"),  # settings
 ]
@@ -260,3 +262,12 @@ def test_help_matches_the_platform() -> None:
     assert "/topup" in text.help("en", preset, True, platform="telegram")
     assert "/edit PATH" in text.help("en", preset, True, platform="console")
     assert "only edits" in text.help("en", PRESETS["gptimageapi"])
+
+
+def test_every_payment_status_has_a_word() -> None:
+    """``/payments`` shows a stored status in the admin's language."""
+    statuses = get_args(PaymentStatus)
+    assert statuses
+    for status in statuses:
+        assert f"payments.status.{status}" in catalogue(ENGLISH).keys, status
+    assert Messages().t("payments.status.refunded", "ru") == "возвращён"

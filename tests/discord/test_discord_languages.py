@@ -48,6 +48,14 @@ async def test_synced_commands_carry_every_language(fake: FakeDiscord, tmp_path:
     assert menu["name_localizations"]["ru"] == "Изменить изображение"
     topup = next(o for o in commands["credits"]["options"] if o["name"] == "topup")
     assert topup["description_localizations"]["ko"] == "사용자에게 크레딧 충전"
+    show = commands["show"]
+    assert show["description"] == "Post one of your earlier images again"
+    assert show["description_localizations"]["zh-TW"] == "重新傳送你先前產生的圖片"
+    job = next(o for o in show["options"] if o["name"] == "job")
+    assert (
+        job["description_localizations"]["ru"] == "ID изображения из /history (например, 1a2b3c4d)"
+    )
+    assert commands["buy"]["description_localizations"]["es-ES"] == "Comprar créditos"
     settings_cmd = commands["settings"]
     language = next(o for o in settings_cmd["options"] if o["name"] == "language")
     assert [c["value"] for c in language["choices"]] == [
