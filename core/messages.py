@@ -50,6 +50,24 @@ _DOWNLOAD_REASONS = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Range:
+    """``low–high`` in a sentence; as a count it is ``high``, the number the noun
+    agrees with ("3–5 кредитов", not the "кредита" of a bare 2)."""
+
+    text: str
+    high: int
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __format__(self, spec: str) -> str:
+        return format(self.text, spec)
+
+    def __int__(self) -> int:
+        return self.high
+
+
 class _Lenient(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
@@ -199,13 +217,14 @@ class Messages:
             quality=request.quality.value,
             n=request.n,
         )
-        price: int | str = info.price
-        if info.low is not None and info.low != info.price:
-            price = self.t("price.range", locale, low=info.low, high=info.price)
+        price: int | _Range = info.price
+        ranged = info.low is not None and info.low != info.price
+        if ranged:
+            price = _Range(self.t("price.range", locale, low=info.low, high=info.price), info.price)
         text = self.t(
             "price", locale, what=what, price=price, details=details, balance=info.balance
         )
-        if price != info.price:
+        if ranged:
             text += "\n" + self.t("price.range_note", locale, high=info.price)
         if not info.affordable:
             return (
@@ -238,13 +257,16 @@ class Messages:
         return f"{head}\n\n{self.history(locale, report.history)}"
 
     def stats(self, locale: str | None, today: Today) -> str:
-        """The caption of ``/stats``'s chart: the UTC day's three numbers."""
-        return self.t(
-            "stats.caption",
-            locale,
-            jobs=today.jobs,
-            charged=today.charged,
-            cost=today.vendor_cost,
+        """The caption of ``/stats``'s chart: the UTC day's three numbers, each its
+        own message for its own count, and what the chart's colours mean (the
+        chart itself carries no words: its font has no CJK or Cyrillic)."""
+        return "\n".join(
+            (
+                self.t("stats.caption", locale, jobs=today.jobs),
+                self.t("stats.charged", locale, charged=today.charged),
+                self.t("stats.vendor_cost", locale, cost=today.vendor_cost),
+                self.t("stats.legend", locale),
+            )
         )
 
     def jobs(self, locale: str | None, summaries: Sequence[JobSummary]) -> str:

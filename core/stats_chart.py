@@ -1,6 +1,11 @@
 """The chart ``/stats`` sends: jobs per UTC day as stacked bars (succeeded,
 failed, still running), drawn with Pillow into a PNG. CPU work: callers run it in a
-thread (``asyncio.to_thread``)."""
+thread (``asyncio.to_thread``).
+
+The chart holds no words, only dates, numbers and colours: Pillow's built-in font
+draws Latin letters alone and no CJK or Cyrillic font can be counted on (the Docker
+image has none), so what the colours mean is said in the admin's language by the
+caption beside it (``stats.legend``)."""
 
 from __future__ import annotations
 
@@ -20,8 +25,8 @@ WIDTH, HEIGHT = 960, 480
 _MARGIN_LEFT, _MARGIN_RIGHT, _MARGIN_TOP, _MARGIN_BOTTOM = 64, 24, 56, 56
 
 
-def _day_label(day: int) -> str:
-    return dt.datetime.fromtimestamp(day * 86_400, dt.UTC).strftime("%m-%d")
+def _day_label(day: int, spelled: str = "%m-%d") -> str:
+    return dt.datetime.fromtimestamp(day * 86_400, dt.UTC).strftime(spelled)
 
 
 def _nice_max(value: int) -> int:
@@ -34,17 +39,31 @@ def _nice_max(value: int) -> int:
         step *= 10
 
 
-def render_jobs_chart(days: Sequence[DayJobs], title: str = "Jobs per day (UTC)") -> bytes:
+def _title(days: Sequence[DayJobs]) -> str:
+    """The window's first and last UTC day: ``2026-05-01 - 2026-05-14 UTC``."""
+    if not days:
+        return "UTC"
+    first, last = _day_label(days[0].day, "%Y-%m-%d"), _day_label(days[-1].day, "%Y-%m-%d")
+    return f"{first} UTC" if first == last else f"{first} - {last} UTC"
+
+
+def render_jobs_chart(days: Sequence[DayJobs]) -> bytes:
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=16)
     small = ImageFont.load_default(size=13)
-    draw.text((_MARGIN_LEFT, 16), title, fill="black", font=font)
-    legend_x = WIDTH - _MARGIN_RIGHT - 330
-    for label, colour in (("succeeded", SUCCEEDED), ("failed", FAILED), ("running", ACTIVE)):
+    draw.text((_MARGIN_LEFT, 16), _title(days), fill="black", font=font)
+    # The legend: each colour with its total over the window (the caption names them).
+    legend_x = WIDTH - _MARGIN_RIGHT - 240
+    totals = (
+        (sum(d.succeeded for d in days), SUCCEEDED),
+        (sum(d.failed for d in days), FAILED),
+        (sum(d.active for d in days), ACTIVE),
+    )
+    for total, colour in totals:
         draw.rectangle((legend_x, 20, legend_x + 12, 32), fill=colour)
-        draw.text((legend_x + 18, 18), label, fill="black", font=small)
-        legend_x += 110
+        draw.text((legend_x + 18, 18), str(total), fill="black", font=small)
+        legend_x += 80
     left, top = _MARGIN_LEFT, _MARGIN_TOP
     right, bottom = WIDTH - _MARGIN_RIGHT, HEIGHT - _MARGIN_BOTTOM
     # Four grid steps of a round size: 0, 5, 10, 15, 20 rather than 0, 12, 25, 37, 50.

@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from ._context import app_of
+from ._translator import text
 from ._users import interaction_user
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ class StatsCog(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="stats", description="Jobs and credits today, with a chart")
+    @app_commands.command(name="stats", description=text("command.stats"))
     @app_commands.default_permissions(administrator=True)
     async def stats(self, interaction: discord.Interaction) -> None:
         app = app_of(interaction)

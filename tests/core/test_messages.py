@@ -22,6 +22,9 @@ from core.locales import (
     take_language,
 )
 from core.messages import Messages
+from core.results import PriceInfo
+from core.stats import Today
+from core.types import ImageRequest
 from core.vendors.presets import PRESETS
 from storage.interfaces import PaymentStatus
 
@@ -109,6 +112,27 @@ def test_counts_pick_the_plural_form() -> None:
         partial == "Only 1 of 2 images could be posted here. You were charged 1 credit for those."
     )
 
+    # /stats says three counts: three messages, each with its own form.
+    assert text.stats("en", Today(1, 2, 1)).splitlines()[:3] == [
+        "Today (UTC): 1 job.",
+        "Charged: 2 credits.",
+        "Vendor cost: 1 credit.",
+    ]
+    assert text.stats("ru", Today(5, 21, 3)).splitlines()[:3] == [
+        "Сегодня (UTC): 5 задач.",
+        "Списано: 21 кредит.",
+        "Расходы на сервис: 3 кредита.",
+    ]
+
+
+def test_a_price_range_takes_the_form_of_its_upper_bound() -> None:
+    text = Messages()
+    ranged = text.price("ru", PriceInfo(5, 10, low=3), ImageRequest("a fox"))
+    assert "3–5 кредитов" in ranged and "удерживается 5 кредитов" in ranged
+    assert "2–4 кредита" in text.price("ru", PriceInfo(4, 10, low=2), ImageRequest("a fox"))
+    single = text.price("en", PriceInfo(1, 10), ImageRequest("a fox"))
+    assert "costs 1 credit " in single and "held" not in single
+
 
 def _error_classes() -> list[type[errors.ImagineError]]:
     found = []
@@ -152,7 +176,7 @@ def test_error_text_never_shows_the_detail() -> None:
 
 # What stays as typed in every language: file formats, option values the user
 # types, environment settings, units, and the platforms' own names.
-_TECHNICAL = {"png", "jpeg", "webp", "low", "medium", "high", "discord", "telegram"}
+_TECHNICAL = {"png", "jpeg", "webp", "low", "medium", "high", "discord", "telegram", "utc"}
 _NOT_WORDS = [
     re.compile(r"\{[^}]*\}"),  # placeholders
     re.compile(r"/\w+(@\w+)?"),  # commands
@@ -161,6 +185,8 @@ _NOT_WORDS = [
     re.compile(r"\b\w+:(…|<\w+>)"),  # Discord option syntax (prompt:…, job:<id>)
     re.compile(r"\b\w+(\|\w+)+"),  # subcommand lists (topup|set|...)
     re.compile(r"(?<![A-Za-z0-9_])[A-Z][A-Z0-9]*_[A-Z0-9_]+(?![A-Za-z0-9_])"),  # settings
+    re.compile(r"\b[A-Z][A-Z0-9]*_<\w+>_[A-Z0-9_*]*"),  # a family of settings (VENDOR_<NAME>_*)
+    re.compile(r"\[\w+\.[^\]\s]+\]"),  # a table of the config file ([vendors.cheap])
 ]
 # English spellings that are also words of the language (Spanish "el bot", "un error").
 _LOANWORDS = {"es": {"bot", "chat", "error"}}

@@ -87,7 +87,7 @@ async def test_stats_sends_the_chart_as_a_png_to_admins_only(bot: Harness) -> No
     await bot.said("Only the bot's admins")
     bot.send("/stats", user_id=ADMIN_ID)
     (call,) = await bot.fake.wait_for(
-        "sendPhoto", lambda c: "Today (UTC): 1 jobs" in str(c.params.get("caption")), timeout=10
+        "sendPhoto", lambda c: "Today (UTC): 1 job." in str(c.params.get("caption")), timeout=10
     )
     assert call.params["chat_id"] in (ADMIN_ID, str(ADMIN_ID))
     (photo,) = call.files.values()
