@@ -124,6 +124,17 @@ class Harness:
         data = call.payload.get("data") or call.payload
         return str(data.get("content"))
 
+    async def settled(self) -> None:
+        """Until no job runs: the charge follows the delivery."""
+        from storage.interfaces import ACTIVE_STATES
+
+        for _ in range(500):
+            async with self.app.store.read() as tx:
+                if not await self.app.store.jobs.in_states(tx, ACTIVE_STATES, limit=1):
+                    return
+            await asyncio.sleep(0.02)
+        raise AssertionError("jobs still running")
+
     async def balance(self, user_id: int = USER_ID) -> int:
         from core.ports import UserRef
 

@@ -4,24 +4,12 @@ admin, and one ephemeral sentence for everything else."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from core.job_ids import short_id
-from storage.interfaces import ACTIVE_STATES
 
 from .conftest import ADMIN_ID, OTHER_ID, Harness
 from .test_discord_buttons import make_result
-
-
-async def settled(harness: Harness) -> None:
-    """Until no job runs: the charge (a /history line) follows the delivery."""
-    for _ in range(500):
-        async with harness.app.store.read() as tx:
-            if not await harness.app.store.jobs.in_states(tx, ACTIVE_STATES, limit=1):
-                return
-        await asyncio.sleep(0.02)
-    raise AssertionError("jobs still running")
 
 
 def custom_ids(message: dict[str, Any]) -> list[str]:
@@ -30,7 +18,7 @@ def custom_ids(message: dict[str, Any]) -> list[str]:
 
 async def test_own_result_is_posted_again_with_working_buttons(harness: Harness) -> None:
     message, job_id = await make_result(harness, "a paper boat")
-    await settled(harness)
+    await harness.settled()
     payload = await harness.slash("show", {"job": short_id(job_id)})
     shown = await harness.result(payload)
     assert shown.payload["embeds"][0]["description"] == message["embeds"][0]["description"]
@@ -47,7 +35,7 @@ async def test_own_result_is_posted_again_with_working_buttons(harness: Harness)
 
 async def test_admin_shows_anyones_and_others_get_not_found(harness: Harness) -> None:
     _, job_id = await make_result(harness)
-    await settled(harness)
+    await harness.settled()
     refused = await harness.slash("show", {"job": short_id(job_id)}, user_id=OTHER_ID)
     text = await harness.ephemeral(refused)
     assert "found no image of yours" in text
@@ -60,7 +48,7 @@ async def test_admin_shows_anyones_and_others_get_not_found(harness: Harness) ->
 
 async def test_bad_ids_and_removed_files_get_a_sentence(harness: Harness) -> None:
     _, job_id = await make_result(harness)
-    await settled(harness)
+    await harness.settled()
     bad = await harness.slash("show", {"job": "nonsense"})
     assert "not an image id" in await harness.ephemeral(bad)
     sweeper = harness.app.sweeper
@@ -75,7 +63,7 @@ async def test_bad_ids_and_removed_files_get_a_sentence(harness: Harness) -> Non
 
 async def test_history_show_button_works_after_a_restart(harness: Harness) -> None:
     _, job_id = await make_result(harness, "a lantern")
-    await settled(harness)
+    await harness.settled()
     payload = await harness.slash("history")
     cb = await harness.callback(payload)
     data = cb.json["data"]
