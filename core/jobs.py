@@ -157,7 +157,7 @@ class JobService:
         self.preset = self.vendor.preset
         self.health = self.pool.primary.health
         # Job outcomes and vendor latency for the health endpoint's /metrics.
-        self.metrics = Metrics()
+        self.metrics = Metrics(vendors=[(m.name, m.health.name) for m in self.pool.members])
         # In-process callers waiting for a job's end (``Imagine.run_job``) and
         # their extra progress listeners.
         self._waiters: dict[str, asyncio.Future[JobReceipt]] = {}
