@@ -555,9 +555,10 @@ class JobService:
                     ).to_json(),
                 )
         except Exception as err:
-            # The vendor billed these images; we could not even keep them.
+            # The vendor billed these images; we could not even keep them. The serving
+            # vendor's quote, not the hold (which covered the dearest vendor).
             log.error("storing the result of job %s failed", job.id, exc_info=err)
-            await self.fail(job.id, err, loss=job.estimate, owner=owner)
+            await self.fail(job.id, err, loss=min(q.hold, job.estimate), owner=owner)
             failed = DeliveryFailed(type(err).__name__)
             await self.tell_failure(job.id, ctx, failed)
             self._finished(job.id, failed)
