@@ -164,10 +164,10 @@ def _writable(folder: Path) -> None:
 
 
 def _vendor_hosts(app: Imagine) -> tuple[str, ...]:
-    """Hosts an image URL may name even on a private network: the vendor's own and
+    """Hosts an image URL may name even on a private network: the vendors' own and
     those in ``FETCH_ALLOW_HOSTS``."""
-    base = app.preset.base_url
-    own = (urlsplit(base).hostname or "",) if base else ()
+    bases = [m.preset.base_url for m in app.jobs.pool.members]
+    own = tuple(urlsplit(base).hostname or "" for base in bases if base)
     return (*own, *app.settings.fetch_allow_hosts)
 
 

@@ -4,7 +4,9 @@
 - ``GET /livez``: 200 while the event loop answers (this handler running proves it).
 - ``GET /healthz``: liveness and readiness as JSON. Ready when the database answers a
   trivial read within 2 s and every platform this process runs (its token is set) is
-  registered and connected; 503 naming what is not.
+  registered and connected; 503 naming what is not. ``vendors`` lists each configured
+  vendor's state (``healthy``, ``paused``, ``failing``): a vendor out of the rotation
+  is the vendor's problem, not this process's, so it never makes the process unready.
 - ``GET /metrics``: Prometheus text format (``core.observability.Metrics``).
 
 Bind it to a private address (the image uses 127.0.0.1:9090): it names no secret,
@@ -13,6 +15,7 @@ but the figures are the operator's business.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
@@ -23,7 +26,7 @@ from aiohttp import web
 
 from core.app import Imagine
 from core.errors import ConfigError
-from core.observability import CONTENT_TYPE, database_problem
+from core.observability import CONTENT_TYPE, DATABASE_TIMEOUT, database_problem
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +94,27 @@ class HealthServer:
     async def _livez(self, request: web.Request) -> web.Response:
         return web.json_response({"live": True})
 
+    async def vendors(self) -> list[dict[str, object]]:
+        """Each vendor's state as every process sees it; empty when the database
+        does not answer (readiness then says so)."""
+        try:
+            async with asyncio.timeout(DATABASE_TIMEOUT):
+                states = await self.app.vendor_states()
+        except Exception as exc:
+            log.warning("healthz: vendor states unavailable (%s)", type(exc).__name__)
+            return []
+        return [{"name": s.name, "state": s.state, "since": s.since, "why": s.why} for s in states]
+
     async def _healthz(self, request: web.Request) -> web.Response:
         checks = await self.readiness()
         failing = sorted(name for name, answer in checks.items() if answer != "ok")
-        body = {"live": True, "ready": not failing, "checks": checks, "failing": failing}
+        body = {
+            "live": True,
+            "ready": not failing,
+            "checks": checks,
+            "failing": failing,
+            "vendors": await self.vendors() if checks["database"] == "ok" else [],
+        }
         return web.json_response(body, status=503 if failing else 200)
 
     async def _metrics(self, request: web.Request) -> web.Response:

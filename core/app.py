@@ -75,7 +75,8 @@ class Imagine:
         text: Messages,
     ) -> None:
         self.settings = settings
-        self.preset: Preset = jobs.preset
+        # What users are offered (with several vendors, what they can do together).
+        self.preset: Preset = jobs.pool.offer
         self.store = store
         self.files = files
         self.jobs = jobs

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from core.concurrency import VendorLimit
 from core.errors import (
+    ConfigError,
     DeliveryFailed,
     DeliveryIncomplete,
     ImagineError,
@@ -50,7 +51,7 @@ from core.job_params import JobChat, JobResult, dump_params, load_request, resul
 from core.messages import Messages, normalize_locale
 from core.observability import Metrics
 from core.ports import ChatRef, Delivery, Frontend, UserRef
-from core.pricing import Quote, actual_cost
+from core.pricing import Quote, actual_cost, quote
 from core.results import JobReceipt, Submitted
 from core.sources import PATH, STORED, SourceRef, stored_mask_key, stored_source_key
 from core.types import GeneratedImage, ImageRequest, ImageResult, Progress, SourceImage
@@ -156,7 +157,7 @@ class JobService:
         self.preset = self.vendor.preset
         self.health = self.pool.primary.health
         # Job outcomes and vendor latency for the health endpoint's /metrics.
-        self.metrics = Metrics()
+        self.metrics = Metrics(vendors=[(m.name, m.health.name) for m in self.pool.members])
         # In-process callers waiting for a job's end (``Imagine.run_job``) and
         # their extra progress listeners.
         self._waiters: dict[str, asyncio.Future[JobReceipt]] = {}
@@ -334,11 +335,14 @@ class JobService:
         except asyncio.CancelledError as err:
             # Shutting down: a job the vendor never saw goes back to the queue; one it
             # may have billed is booked as a loss, like a crash would be.
-            await asyncio.shield(self._abandon(job.id, owner, err, hold if route.started else None))
+            loss = route.asked_price(hold) if route.started else None
+            await asyncio.shield(self._abandon(job.id, owner, err, loss))
             self._finished(job.id, err)
             raise
         except Exception as err:
-            await self._failed(job, ctx, err, owner, hold if route.started else 0)
+            await self._failed(
+                job, ctx, err, owner, route.asked_price(hold) if route.started else 0
+            )
             return
         assert route.chosen is not None
         member, q = route.chosen.member, route.chosen.quote
@@ -389,6 +393,7 @@ class JobService:
             if not moved:
                 raise LeaseLost(f"job {job.id} was taken over before the vendor call")
             route.started = True
+            route.asked = candidate
             if first and report is not None:
                 # Position 0: "your turn now", so a status that showed a queue
                 # position is updated; a job that never waited shows no change.
@@ -413,6 +418,18 @@ class JobService:
             return result
         # Every vendor that could do it is out of the rotation (or refused it).
         raise last if last is not None else ServicePaused()
+
+    def asked_price(self, job: JobRecord) -> int:
+        """What the vendor a job was sent to may have billed for it: that vendor's
+        quote (recorded on the job before the request left), never more than the
+        hold; the whole hold when that vendor is no longer configured."""
+        member = self.pool.get(job.vendor)
+        if member is None:
+            return job.estimate
+        try:
+            return min(quote(member.preset, load_request(job.params)).hold, job.estimate)
+        except (InvalidRequest, ConfigError):
+            return job.estimate
 
     async def _take(self, member: PoolMember) -> bool:
         """May this job go to ``member`` now? A read while it is in the rotation (the
@@ -538,9 +555,10 @@ class JobService:
                     ).to_json(),
                 )
         except Exception as err:
-            # The vendor billed these images; we could not even keep them.
+            # The vendor billed these images; we could not even keep them. The serving
+            # vendor's quote, not the hold (which covered the dearest vendor).
             log.error("storing the result of job %s failed", job.id, exc_info=err)
-            await self.fail(job.id, err, loss=job.estimate, owner=owner)
+            await self.fail(job.id, err, loss=min(q.hold, job.estimate), owner=owner)
             failed = DeliveryFailed(type(err).__name__)
             await self.tell_failure(job.id, ctx, failed)
             self._finished(job.id, failed)
@@ -754,11 +772,17 @@ class JobService:
 @dataclass
 class _Route:
     """How far a job's vendor calls got: ``started`` once a request may have left
-    (a failure then may have been billed), ``chosen`` the vendor that answered."""
+    (a failure then may have been billed, at most ``asked``'s price), ``chosen``
+    the vendor that answered."""
 
     started: bool = False
     began: float = 0.0
     chosen: Candidate | None = None
+    # The vendor the last request went to: what it may have billed is its quote.
+    asked: Candidate | None = None
+
+    def asked_price(self, hold: int) -> int:
+        return hold if self.asked is None else min(self.asked.quote.hold, hold)
 
 
 @contextlib.asynccontextmanager

@@ -3,8 +3,8 @@
 
 :class:`Metrics` keeps this process's counters (jobs by outcome, vendor call
 latency) in a registry of its own, one per ``JobService``, and reads the figures
-every process shares (queue, holds, revenue, the vendor limit and pause) from the
-database when scraped: a few async reads, never a blocking call.
+every process shares (queue, holds, revenue, the vendor limit, each vendor's
+state) from the database when scraped: a few async reads, never a blocking call.
 
 Nothing here names a secret: labels are outcomes and error codes, figures are
 counts and credits.
@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,7 +27,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from core import redaction
-from core.vendor_health import PAUSE_FLAG
+from core.vendor_health import FAILING, HEALTHY, PAUSE_FLAG, PAUSED, read_state
 from storage.interfaces import (
     SYSTEM_REVENUE,
     SYSTEM_VENDOR_LOSS,
@@ -54,6 +54,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DATABASE_TIMEOUT = 2.0
 # Queued jobs are counted up to this many per scrape (rows are read, not COUNTed).
 QUEUE_COUNT_CAP = 5_000
+# Every state a vendor can be in, so each has a sample (0 or 1) on every scrape.
+VENDOR_STATES = (HEALTHY, PAUSED, FAILING)
 # Vendor calls take seconds to minutes (a 4K image: one to three).
 VENDOR_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 _CODE_CHARS = 64
@@ -71,9 +73,15 @@ class Snapshot:
     limit_value: int | None
     limit_ceiling: int | None
     paused: bool
+    # (vendor name, state) for each configured vendor, in failover order.
+    vendors: tuple[tuple[str, str], ...] = ()
 
 
-async def read_snapshot(store: Store, now: float | None = None) -> Snapshot:
+async def read_snapshot(
+    store: Store, now: float | None = None, vendors: Sequence[tuple[str, str | None]] = ()
+) -> Snapshot:
+    """``vendors``: (name shown, name its state is kept under: None for the one
+    vendor of ``VENDOR=``) for each configured vendor."""
     now = time.time() if now is None else now
     async with store.read() as tx:
         totals = await store.ledger.totals(tx)
@@ -81,6 +89,12 @@ async def read_snapshot(store: Store, now: float | None = None) -> Snapshot:
         in_flight = await store.jobs.in_flight(tx, now)
         limit = await store.limits.get(tx, VENDOR_LIMIT)
         paused = await store.flags.get(tx, PAUSE_FLAG) is not None
+        states = tuple(
+            [(shown, (await read_state(store, tx, key)).state) for shown, key in vendors]
+        )
+    if len(states) > 1:
+        # Several vendors: new jobs are refused only while none is in the rotation.
+        paused = all(state != HEALTHY for _, state in states)
     # Losses are booked from the vendor-loss account to revenue: revenue minus them
     # is what users were charged.
     loss = -totals.get(SYSTEM_VENDOR_LOSS, 0)
@@ -93,6 +107,7 @@ async def read_snapshot(store: Store, now: float | None = None) -> Snapshot:
         limit_value=limit.value if limit is not None else None,
         limit_ceiling=limit.ceiling if limit is not None else None,
         paused=paused,
+        vendors=states,
     )
 
 
@@ -163,15 +178,29 @@ class _DatabaseCollector(Collector):
             )
         yield GaugeMetricFamily(
             "imagine_vendor_paused",
-            "1 while new jobs are refused because the vendor answered 402",
+            "1 while new jobs are refused because the vendor answered 402 (with several "
+            "vendors: while none of them is in the rotation)",
             value=1 if snap.paused else 0,
         )
+        if snap.vendors:
+            family = GaugeMetricFamily(
+                "imagine_vendor_state",
+                "1 for each configured vendor's current state (healthy, paused: answered "
+                "402, failing: failed its health window), 0 for the others",
+                labels=["vendor", "state"],
+            )
+            for vendor, current in snap.vendors:
+                for state in VENDOR_STATES:
+                    family.add_metric([vendor, state], 1 if state == current else 0)
+            yield family
 
 
 class Metrics:
     """This process's counters and the database's figures, in a registry of their own."""
 
-    def __init__(self) -> None:
+    def __init__(self, vendors: Sequence[tuple[str, str | None]] = ()) -> None:
+        """``vendors``: as ``read_snapshot`` takes them, for ``imagine_vendor_state``."""
+        self.vendors = tuple(vendors)
         self.registry = CollectorRegistry()
         self.jobs = Counter(
             "imagine_jobs",
@@ -214,7 +243,7 @@ class Metrics:
         snapshot: Snapshot | None
         try:
             async with asyncio.timeout(within):
-                snapshot = await read_snapshot(store)
+                snapshot = await read_snapshot(store, vendors=self.vendors)
         except Exception as exc:
             log.warning("metrics: database figures unavailable (%s)", type(exc).__name__)
             snapshot = None

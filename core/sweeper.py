@@ -11,7 +11,8 @@ such a job can be found in:
   platform) is failed and its hold released.
 - SUBMITTING: the request may have reached a synchronous vendor, which may have
   billed us, but its answer is lost and cannot be fetched again. The user is not
-  charged (they got nothing); the hold is voided and the estimate is booked to the
+  charged (they got nothing); the hold is voided and the price of the vendor the
+  job was sent to (recorded on the job before the request left) is booked to the
   vendor-loss account so the books still match the vendor's bill.
 - POLLING (async tasks): the task id is stored, so polling resumes; the job is then
   delivered and charged, or failed and voided like a live one.
@@ -187,7 +188,10 @@ class Sweeper:
                     report.requeued += 1
             await self.store.notify_jobs()
         elif state == JobState.SUBMITTING or (state == JobState.POLLING and not taken.vendor_ref):
-            if await self.jobs.fail(job.id, Interrupted(), loss=taken.estimate, owner=self.owner):
+            # The vendor recorded on the job was asked: its price, not the hold (which
+            # covered the dearest vendor), is what it may have billed.
+            loss = self.jobs.asked_price(taken)
+            if await self.jobs.fail(job.id, Interrupted(), loss=loss, owner=self.owner):
                 report.voided += 1
         elif state == JobState.POLLING:
             self.worker.spawn(job.id, self._resume(taken))
@@ -211,14 +215,15 @@ class Sweeper:
             if await self.jobs.fail(
                 job.id,
                 err,
-                loss=job.estimate if getattr(err, "maybe_billed", False) else 0,
+                loss=self.jobs.asked_price(job) if getattr(err, "maybe_billed", False) else 0,
                 owner=self.owner,
             ):
                 await self.jobs.tell_failure(job.id, ctx, err)
             return
         except Exception:
             log.exception("resuming job %s failed", job.id)
-            if await self.jobs.fail(job.id, Interrupted(), loss=job.estimate, owner=self.owner):
+            loss = self.jobs.asked_price(job)
+            if await self.jobs.fail(job.id, Interrupted(), loss=loss, owner=self.owner):
                 await self.jobs.tell_failure(job.id, ctx, Interrupted())
             return
         await self.jobs.deliver(job, self.owner, ctx, request, q, result, member=member)

@@ -25,8 +25,10 @@ from core.errors import (
 from core.pricing import Quote, quote
 from core.types import ImageRequest
 from core.vendor_health import VendorHealth, VendorState
+from core.vendor_offer import offered
 from core.vendors.base import ImageVendor
 from core.vendors.preset import Preset
+from core.vendors.sizing import check_request
 from storage.interfaces import Tx
 
 
@@ -69,6 +71,8 @@ class VendorPool:
             raise ValueError("a vendor pool needs a vendor")
         self.members = tuple(members)
         self._by_name = {m.name: m for m in self.members}
+        # What users are offered: the union of what the vendors can do.
+        self.offer = offered([m.preset for m in self.members])
 
     @property
     def primary(self) -> PoolMember:
@@ -97,8 +101,9 @@ class VendorPool:
         return member.name if self.failover and member is not None else None
 
     def candidates(self, request: ImageRequest) -> list[Candidate]:
-        """The vendors that can do ``request``, in order, each with its quote; raises
-        the first vendor's refusal when none can."""
+        """The vendors that can do ``request``, in order, each with its quote. When
+        none can: one vendor's own refusal; with several, a refusal naming what they
+        offer together (``refusal``)."""
         found: list[Candidate] = []
         first: InvalidRequest | None = None
         for member in self.members:
@@ -108,8 +113,25 @@ class VendorPool:
                 first = first or err
         if not found:
             assert first is not None
-            raise first
+            raise self.refusal(request) if self.failover else first
         return found
+
+    def refusal(self, request: ImageRequest) -> InvalidRequest:
+        """Why no vendor can do ``request``: an option none of them offers (with the
+        values they offer between them), or options each offered by some vendor but
+        never all by the same one."""
+        try:
+            check_request(self.offer, request)
+        except Unsupported as err:
+            if "kind" in err.params:  # edits or new images: nobody offers them
+                return err
+            params = {k: v for k, v in err.params.items() if k != "reason"}
+            return Unsupported(err.detail, kind="unsupported_vendors", **params)
+        return Unsupported(
+            f"no vendor does {request.aspect} {request.resolution} {request.quality} "
+            f"n={request.n} together",
+            kind="vendor_combination",
+        )
 
     def hold(self, request: ImageRequest) -> int:
         """The most any vendor that can do ``request`` may cost: the job's hold."""

@@ -4,10 +4,13 @@ reports the books as JSON on stdout.
 
     python -m tests.core.crash_worker MODE WORKDIR VENDOR_BASE_URL [SOURCE_URL]
 
-MODE is queue, deliver, poll or recover.
+MODE is queue, deliver, poll, failover or recover.
 
 ``poll`` (and ``recover`` after it) speak the async-task vendor (aigptimage); the
-others speak aiearth (aiearth).
+others speak aiearth (aiearth). ``failover`` runs one job with two vendors
+(``VENDORS=primary,backup``) as ``WORKDIR/failover.json`` describes them (written by
+the test: ``database``, ``preset``, ``primary`` and ``backup`` base URLs, prices),
+on the database it names; ``recover`` then uses the same configuration.
 """
 
 from __future__ import annotations
@@ -67,18 +70,45 @@ class Frontend:
         return None
 
 
+def _failover_env(workdir: Path) -> dict[str, str]:
+    """Two vendors of one preset, the primary dearer, with fast polling."""
+    spec = json.loads((workdir / "failover.json").read_text())
+    blocks = []
+    for name in ("primary", "backup"):
+        blocks.append(
+            f"[vendors.{name}]\npreset = {json.dumps(spec['preset'])}\n"
+            "poll_initial = 0.05\npoll_max = 0.1\nmax_retries = 0\nretry_after_cap = 0.05\n"
+            f"[vendors.{name}.price.per_image]\n"
+            f"{json.dumps(spec['price_key'])} = {int(spec[name + '_price'])}\n"
+        )
+    (workdir / "vendors.toml").write_text("\n".join(blocks))
+    return {
+        "VENDORS": "primary,backup",
+        "VENDOR_CONFIG": str(workdir / "vendors.toml"),
+        "VENDOR_PRIMARY_BASE_URL": spec["primary"],
+        "VENDOR_PRIMARY_API_KEY": "sk-test",
+        "VENDOR_BACKUP_BASE_URL": spec["backup"],
+        "VENDOR_BACKUP_API_KEY": "sk-test",
+        "DATABASE_URL": spec["database"],
+    }
+
+
 async def main(mode: str, workdir: Path, vendor_url: str, source_url: str | None) -> None:
     tasks = (workdir / "tasks").exists() or mode == "poll"
     if tasks:
         (workdir / "tasks").touch()
         (workdir / "fast.toml").write_text("poll_initial = 0.05\npoll_max = 0.1\n")
+    failover = _failover_env(workdir) if (workdir / "failover.json").exists() else {}
+    single = {
+        "VENDOR": "aigptimage" if tasks else "aiearth",
+        "VENDOR_CONFIG": str(workdir / "fast.toml") if tasks else "",
+        "VENDOR_BASE_URL": vendor_url,
+        "VENDOR_API_KEY": "sk-test",
+        "DATABASE_URL": f"sqlite:///{workdir}/db.sqlite3",
+    }
     settings = load_settings(
         {
-            "VENDOR": "aigptimage" if tasks else "aiearth",
-            "VENDOR_CONFIG": str(workdir / "fast.toml") if tasks else "",
-            "VENDOR_BASE_URL": vendor_url,
-            "VENDOR_API_KEY": "sk-test",
-            "DATABASE_URL": f"sqlite:///{workdir}/db.sqlite3",
+            **(failover or single),
             "DATA_DIR": str(workdir / "data"),
             "VENDOR_CONCURRENCY_MAX": "1",
             # Short, so the restarted process finds the killed one's leases run out.
@@ -115,6 +145,7 @@ async def main(mode: str, workdir: Path, vendor_url: str, source_url: str | None
                     "invariants": await app.store.ledger.check_invariants(tx),
                     "delivered": frontend.delivered,
                     "notices": frontend.notices,
+                    "vendors": sorted(j.vendor or "" for j in jobs),
                 }
             print(json.dumps(out))
             return

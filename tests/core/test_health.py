@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import aiohttp
 import pytest
@@ -20,12 +21,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from bots.health import HealthServer, frontend_problem, serve_health
 from core.app import Imagine
 from core.bootstrap import build_app, configure_logging
-from core.errors import ConfigError, DeliveryFailed
+from core.errors import ConfigError, DeliveryFailed, VendorOutOfCredits, VendorUnavailable
 from core.ports import ChatRef, UserRef
 from core.settings import Settings, load_settings
+from core.vendor_health import FAILURE_LIMIT
 from storage.interfaces import VENDOR_LIMIT
 from tests.conftest import RecordingFrontend, base_env
 from tests.core.helpers import fund, request
+from tests.fakes.vendor_base import Fault
+from tests.fakes.vendor_openai import FakeOpenAIVendor
 
 ALICE = UserRef("test", "alice", "alice")
 CHAT = ChatRef("test", {"chat_id": 1})
@@ -52,6 +56,23 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+def _vendor_states(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, str]:
+    """``imagine_vendor_state`` read back: each vendor's one state at 1 (and every
+    other state present at 0)."""
+    found: dict[str, list[str]] = {}
+    for (name, labels), value in samples.items():
+        if name != "imagine_vendor_state":
+            continue
+        label = dict(labels)
+        states = found.setdefault(label["vendor"], [])
+        if value == 1:
+            states.append(label["state"])
+        else:
+            assert value == 0
+    assert all(len(states) == 1 for states in found.values()), found
+    return {vendor: states[0] for vendor, states in found.items()}
 
 
 @pytest.fixture
@@ -100,6 +121,8 @@ async def test_healthz_and_metrics_after_a_job(
     assert samples[("imagine_queue_depth", ())] == 0
     assert samples[("imagine_jobs_in_flight", ())] == 0
     assert samples[("imagine_vendor_paused", ())] == 0
+    assert _vendor_states(samples) == {"mock": "healthy"}
+    assert [(v["name"], v["state"]) for v in health["vendors"]] == [("mock", "healthy")]
     assert samples[("imagine_database_up", ())] == 1
     async with app.store.read() as tx:
         limit = await app.store.limits.get(tx, VENDOR_LIMIT)
@@ -247,3 +270,77 @@ def test_json_log_lines_are_redacted(
     assert second["level"] == "ERROR" and "RuntimeError" in second["exception"]
     assert "[REDACTED]" in second["exception"]
     assert SECRET not in stream.getvalue()
+
+
+async def test_one_vendor_paused_shows_in_metrics_and_healthz(
+    served: tuple[Imagine, RecordingFrontend, str],
+) -> None:
+    app, _, base = served
+    await app.jobs.health.after_error(VendorOutOfCredits("402"))
+    _, text = await _get(f"{base}/metrics")
+    samples = _samples(text)
+    assert samples[("imagine_vendor_paused", ())] == 1
+    assert _vendor_states(samples) == {"mock": "paused"}
+    status, body = await _get(f"{base}/healthz")
+    # The vendor's pause is not this process's fault: still ready.
+    assert status == 200
+    assert [(v["name"], v["state"]) for v in json.loads(body)["vendors"]] == [("mock", "paused")]
+
+
+FAILOVER_CONFIG = """
+[vendors.primary]
+preset = "compat-sizes"
+max_retries = 0
+[vendors.backup]
+preset = "compat-sizes"
+max_retries = 0
+"""
+
+
+async def test_each_vendor_state_is_exposed_with_several_vendors(
+    make_app: Callable[..., AbstractAsyncContextManager[Imagine]], tmp_path: Path
+) -> None:
+    config = tmp_path / "vendors.toml"
+    config.write_text(FAILOVER_CONFIG)
+    port = _free_port()
+    async with (
+        FakeOpenAIVendor("compat-sizes", key="sk-p") as primary,
+        FakeOpenAIVendor("compat-sizes", key="sk-b") as backup,
+        make_app(
+            HEALTH_LISTEN=f"127.0.0.1:{port}",
+            VENDORS="primary,backup",
+            VENDOR_CONFIG=str(config),
+            VENDOR_PRIMARY_BASE_URL=primary.base_url,
+            VENDOR_PRIMARY_API_KEY="sk-p",
+            VENDOR_BACKUP_BASE_URL=backup.base_url,
+            VENDOR_BACKUP_API_KEY="sk-b",
+        ) as app,
+        serve_health(app),
+    ):
+        app.add_frontend(RecordingFrontend())
+        base = f"http://127.0.0.1:{port}"
+        await fund(app, ALICE, 1000)
+        primary.inject(Fault("402"))  # the primary pauses; the backup serves
+        await app.run_job(ALICE, request(app), CHAT)
+        samples = _samples((await _get(f"{base}/metrics"))[1])
+        assert _vendor_states(samples) == {"primary": "paused", "backup": "healthy"}
+        assert samples[("imagine_vendor_paused", ())] == 0  # the backup still serves
+        status, body = await _get(f"{base}/healthz")
+        assert status == 200
+        assert json.loads(body)["vendors"] == [
+            {"name": "primary", "state": "paused", "since": ANY, "why": "vendor_out_of_credits"},
+            {"name": "backup", "state": "healthy", "since": None, "why": None},
+        ]
+        for _ in range(FAILURE_LIMIT):  # the backup fails its health window
+            backup.inject(Fault("500"))
+            with pytest.raises(VendorUnavailable):
+                await app.run_job(ALICE, request(app), CHAT)
+        samples = _samples((await _get(f"{base}/metrics"))[1])
+        assert _vendor_states(samples) == {"primary": "paused", "backup": "failing"}
+        # Neither is in the rotation: new jobs are refused.
+        assert samples[("imagine_vendor_paused", ())] == 1
+        _, body = await _get(f"{base}/healthz")
+        assert [(v["name"], v["state"]) for v in json.loads(body)["vendors"]] == [
+            ("primary", "paused"),
+            ("backup", "failing"),
+        ]

@@ -352,3 +352,17 @@ async def test_state_is_shared_through_the_database_and_survives_a_restart(
         assert await again.state("primary") == "paused"
         jobs_text = again.app.text.vendors("en", await again.app.vendor_states())
         assert "primary: paused" in jobs_text and "backup: healthy" in jobs_text
+
+
+async def test_a_failure_that_may_have_billed_books_the_asked_vendors_price(
+    world: World,
+) -> None:
+    # The primary refuses (nothing billed); the backup may have run the request.
+    world.primary.inject(Fault("402"))
+    world.backup.inject(Fault("500"))
+    with pytest.raises(VendorUnavailable):
+        await world.app.run_job(ALICE, request(world.app), CHAT)
+    assert await world.app.balance(ALICE) == 1000
+    # The backup's price, not the hold (which covered the dearer primary).
+    assert await _loss(world.app) == BACKUP_PRICE
+    await assert_books_balance(world.app)

@@ -110,3 +110,55 @@ async def test_admin_jobs_shows_vendor_states_and_resume_clears_one(
     await vbot.said("first is back in the rotation", chat_id=ADMIN_ID)
     states = {s.name: s.state for s in await vbot.app.vendor_states()}
     assert states == {"first": "healthy", "second": "healthy"}
+
+
+# The first vendor: 1K only, two images at most; the second: the full size matrix.
+NARROW_FIRST = CONFIG.replace(
+    '[vendors.first]\npreset = "compat-sizes"\n',
+    '[vendors.first]\npreset = "compat-sizes"\nn_max = 2\n'
+    '[vendors.first.sizes]\n"1K" = {"1:1" = "1024x1024"}\n',
+)
+
+
+@pytest.fixture
+async def wide(
+    fake: FakeTelegramAPI, tmp_path: Path, vendors: tuple[FakeOpenAIVendor, FakeOpenAIVendor]
+) -> AsyncIterator[Harness]:
+    first, second = vendors
+    config = tmp_path / "vendors.toml"
+    config.write_text(NARROW_FIRST)
+    async with running_bot(
+        fake,
+        tmp_path,
+        VENDOR="",
+        VENDORS="first,second",
+        VENDOR_CONFIG=str(config),
+        VENDOR_FIRST_BASE_URL=first.base_url,
+        VENDOR_FIRST_API_KEY="sk-first-key",
+        VENDOR_SECOND_BASE_URL=second.base_url,
+        VENDOR_SECOND_API_KEY="sk-second-key",
+    ) as harness:
+        yield harness
+
+
+async def test_menus_and_flags_offer_what_any_vendor_can_do(
+    wide: Harness, vendors: tuple[FakeOpenAIVendor, FakeOpenAIVendor]
+) -> None:
+    first, second = vendors
+    wide.send("/settings")
+    [menu] = await wide.fake.wait_for("sendMessage", lambda c: "reply_markup" in c.params)
+    data = [
+        b["callback_data"] for row in menu.params["reply_markup"]["inline_keyboard"] for b in row
+    ]
+    # The second vendor's tiers and counts, not only the first's.
+    assert any(d.endswith(":res:4K") for d in data)
+    assert any(d.endswith(":n:8") for d in data)
+
+    # Only the second can do three images at 2K: accepted and delivered there.
+    wide.send("/imagine a lighthouse --res 2K --ar 16:9 --q low --n 3")
+    await wide.fake.wait_for("sendMediaGroup", timeout=10)
+    assert len(second.billed) == 1 and first.requests == []
+
+    # What neither can do is refused with the range they offer together.
+    wide.send("/imagine a lighthouse --n 9")
+    await wide.said("from 1 to 8")
