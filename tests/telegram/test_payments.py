@@ -156,10 +156,11 @@ async def test_out_of_credits_offers_buy(shop: Harness) -> None:
 async def test_help_offers_buy_and_admins_see_refund_and_payments(shop: Harness) -> None:
     shop.send("/help")
     shown = (await shop.said("/price", chat_id=USER_ID)).params["text"]
-    assert "/buy" in shown and "/refund" not in shown
+    assert "/buy" in shown and "/refund" not in shown and "/stats" not in shown
     shop.send("/help", user_id=ADMIN_ID)
     shown = (await shop.said("/price", chat_id=ADMIN_ID)).params["text"]
     assert "/buy" in shown and "/refund <charge id>" in shown and "/payments" in shown
+    assert "/resume [vendor]" in shown and "/stats" in shown
 
 
 async def test_without_packs_buy_says_ask_an_admin(bot: Harness) -> None:
