@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from storage_test_clock import FakeClock
 
 from storage import JobRecord, Store
