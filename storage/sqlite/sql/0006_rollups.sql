@@ -139,3 +139,7 @@ INSERT INTO user_days (day, account_id, jobs, charged)
     SELECT CAST(created_at / 86400 AS INTEGER) AS d, debit_account_id, COUNT(*), SUM(amount)
     FROM transfers WHERE kind = 'charge' GROUP BY d, debit_account_id;
 
+
+-- The queue right now: only the jobs not ended, answered from the index alone.
+CREATE INDEX jobs_active ON jobs (queue, state, claimed_by, created_at)
+    WHERE state IN ('NEW', 'RESERVED', 'SUBMITTING', 'POLLING', 'DELIVERING');
