@@ -5,8 +5,10 @@ and ``/api/stats`` through the real server.
 Usage: .venv/bin/python bench/dashboard.py [--jobs N] [--days D] [--backend sqlite|postgres]
 
 The fill writes rows straight into the tables (bulk inserts, not the job flow:
-this measures reading, and a million jobs through the worker would take hours);
-the schema, indexes and every read go through ``storage``. Figures:
+this measures reading, and a million jobs through the worker would take hours),
+with the columns storage writes (``tier``, ``vendor``); the rollups are kept by the
+same triggers that keep them for the job flow. The schema, indexes and every read go
+through ``storage``. ``--explain`` prints each report query's plan. Figures:
 docs/performance.md ("Dashboard").
 """
 
@@ -39,6 +41,9 @@ USERS = 5_000
 CHUNK = 20_000
 ERRORS = ("vendor_timeout", "vendor_rejected", "delivery_failed", "vendor_error")
 TIERS = ("1K", "2K", "4K")
+# Three quarters of the jobs on the two failover vendors, the rest NULL (the one
+# vendor of VENDOR=, as rows written before VENDORS).
+VENDORS = ("alpha", "alpha", "beta", None)
 
 
 def rows(n: int, days: int, now: float, users: list[int], seed: int = 7) -> Any:
@@ -53,6 +58,7 @@ def rows(n: int, days: int, now: float, users: list[int], seed: int = 7) -> Any:
         account = rnd.choice(users)
         roll = rnd.random()
         params = json.dumps({"prompt": "bench", "resolution": tier, "n": 1})
+        vendor = rnd.choice(VENDORS)
         price = {"1K": 4, "2K": 8, "4K": 16}[tier]
         if roll < 0.90:
             state, error, money = "SUCCEEDED", None, ("charge", price)
@@ -61,7 +67,19 @@ def rows(n: int, days: int, now: float, users: list[int], seed: int = 7) -> Any:
             money = ("vendor_loss", price) if rnd.random() < 0.25 else None
         else:
             state, error, money, took = "POLLING", None, None, 0.0
-        yield (f"j{i}", account, params, price, state, error, created, created + took, money)
+        yield (
+            f"j{i}",
+            account,
+            params,
+            price,
+            state,
+            error,
+            created,
+            created + took,
+            money,
+            tier,
+            vendor,
+        )
 
 
 async def fill_sqlite(store: Store, n: int, days: int, now: float) -> None:
@@ -81,11 +99,11 @@ async def fill_sqlite(store: Store, n: int, days: int, now: float) -> None:
     def insert(con: Any, chunk: list[Any]) -> None:
         con.executemany(
             "INSERT INTO jobs (id, account_id, platform, chat, kind, params, estimate, state,"
-            " error, cost, created_at, updated_at, queue) VALUES"
-            " (?, ?, 'telegram', '{}', 'generate', ?, ?, ?, ?, ?, ?, ?, 'telegram')",
+            " error, cost, created_at, updated_at, queue, tier, vendor) VALUES"
+            " (?, ?, 'telegram', '{}', 'generate', ?, ?, ?, ?, ?, ?, ?, 'telegram', ?, ?)",
             [
-                (j, a, p, e, s, err, e if s == "SUCCEEDED" else 0, c, u)
-                for j, a, p, e, s, err, c, u, _ in chunk
+                (j, a, p, e, s, err, e if s == "SUCCEEDED" else 0, c, u, t, v)
+                for j, a, p, e, s, err, c, u, _, t, v in chunk
             ],
         )
         con.executemany(
@@ -93,7 +111,7 @@ async def fill_sqlite(store: Store, n: int, days: int, now: float) -> None:
             " kind, job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
                 (f"{m[0]}:{j}", a if m[0] == "charge" else loss, revenue, m[1], m[0], j, u)
-                for j, a, _, _, _, _, _, u, m in chunk
+                for j, a, _, _, _, _, _, u, m, _, _ in chunk
                 if m is not None
             ],
         )
@@ -144,6 +162,8 @@ async def fill_postgres(store: Store, n: int, days: int, now: float) -> None:
                     "created_at",
                     "updated_at",
                     "queue",
+                    "tier",
+                    "vendor",
                 ],
                 records=[
                     (
@@ -160,8 +180,10 @@ async def fill_postgres(store: Store, n: int, days: int, now: float) -> None:
                         c,
                         u,
                         "telegram",
+                        t,
+                        v,
                     )
-                    for j, a, p, e, s, err, c, u, _ in chunk
+                    for j, a, p, e, s, err, c, u, _, t, v in chunk
                 ],
             )
             await conn.copy_records_to_table(
@@ -177,7 +199,7 @@ async def fill_postgres(store: Store, n: int, days: int, now: float) -> None:
                 ],
                 records=[
                     (f"{m[0]}:{j}", a if m[0] == "charge" else loss, revenue, m[1], m[0], j, u)
-                    for j, a, _, _, _, _, _, u, m in chunk
+                    for j, a, _, _, _, _, _, u, m, _, _ in chunk
                     if m is not None
                 ],
             )
@@ -193,6 +215,52 @@ async def fill_postgres(store: Store, n: int, days: int, now: float) -> None:
         await pg_tx(tx, write=True).execute("ANALYZE")
 
 
+# The report queries of storage/{sqlite,postgres}/reports.py, for their plans
+# (SQLite placeholders; the days are filled in).
+PLANS = {
+    "jobs_per_day": "SELECT day, jobs, succeeded, failed FROM job_created_days "
+    "WHERE day >= {lo} AND day < {hi} AND jobs > 0 ORDER BY day",
+    "money_per_day": "SELECT day, kind, transfers, amount FROM money_days "
+    "WHERE day >= {lo} AND day < {hi}",
+    "job_times": "SELECT vendor, tier, bucket, SUM(jobs) FROM job_days WHERE day >= {lo} "
+    "AND day < {hi} AND state = 'SUCCEEDED' GROUP BY vendor, tier, bucket",
+    "top_users": "WITH c AS (SELECT account_id AS id, SUM(jobs) AS jobs, SUM(charged) AS charged"
+    " FROM user_days WHERE day >= {lo} AND day < {hi} GROUP BY account_id"
+    " ORDER BY charged DESC, jobs DESC, id LIMIT 10) SELECT c.id, a.platform, a.external_id,"
+    " a.username, c.jobs, c.charged FROM c JOIN accounts a ON a.id = c.id"
+    " ORDER BY c.charged DESC, c.jobs DESC, c.id",
+    "failures": "SELECT error, SUM(jobs) AS n FROM job_days WHERE day >= {lo} AND day < {hi}"
+    " AND state = 'FAILED' GROUP BY error ORDER BY n DESC, error",
+    "queue_now": "SELECT queue,"
+    " SUM(CASE WHEN state = 'RESERVED' AND claimed_by IS NULL THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN claimed_by IS NOT NULL THEN 1 ELSE 0 END),"
+    " MIN(CASE WHEN state = 'RESERVED' AND claimed_by IS NULL THEN created_at END)"
+    " FROM jobs WHERE state IN ('NEW', 'RESERVED', 'SUBMITTING', 'POLLING', 'DELIVERING')"
+    " GROUP BY queue ORDER BY queue",
+}
+
+
+async def explain(store: Store, now: float, days: int = 30) -> None:
+    hi = int(now // 86_400) + 1
+    lo = hi - days
+    async with store.read() as tx:
+        for name, sql in PLANS.items():
+            text = sql.format(lo=lo, hi=hi)
+            print(f"-- {name} ({days} days)")
+            if store.__class__.__name__.startswith("Sqlite"):
+                from storage.sqlite.tx import sqlite_tx
+
+                text = text.replace("FROM jobs WHERE", "FROM jobs INDEXED BY jobs_active WHERE")
+                rows = await sqlite_tx(tx).fetchall("EXPLAIN QUERY PLAN " + text)
+                lines = [str(r[3]) for r in rows]
+            else:
+                from storage.postgres.store import pg_tx
+
+                rows = await pg_tx(tx).fetch("EXPLAIN (ANALYZE, COSTS OFF) " + text)
+                lines = [str(r[0]) for r in rows]
+            print("\n".join("   " + line for line in lines))
+
+
 async def timed(label: str, call: Any, repeat: int = 3) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -203,13 +271,15 @@ async def timed(label: str, call: Any, repeat: int = 3) -> float:
     return best
 
 
-async def bench(url: str, n: int, days: int, fill: Any) -> None:
+async def bench(url: str, n: int, days: int, fill: Any, plans: bool = False) -> None:
     now = time.time()
     store = await open_store(url)
     try:
         t0 = time.perf_counter()
         await fill(store, n, days, now)
         print(f"filled {n:,} jobs over {days} days in {time.perf_counter() - t0:.0f} s")
+        if plans:
+            await explain(store, now)
         stats = Stats(store, PRESETS["mock"], CreditAdmin(store, frozenset(), None))  # type: ignore[arg-type]
         r = store.reports
         since, until = now - 30 * 86_400, now + 1
@@ -257,16 +327,17 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--explain", action="store_true", help="print the queries' plans")
     args = parser.parse_args()
     if args.backend == "postgres":
         from bench._postgres import PostgresServer
 
         with PostgresServer() as pg:
-            asyncio.run(bench(pg.url, args.jobs, args.days, fill_postgres))
+            asyncio.run(bench(pg.url, args.jobs, args.days, fill_postgres, args.explain))
         return
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/dashboard.sqlite3"
-        asyncio.run(bench(url, args.jobs, args.days, fill_sqlite))
+        asyncio.run(bench(url, args.jobs, args.days, fill_sqlite, args.explain))
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ class Imagine:
         self.sweeper: Sweeper | None = None
         self.worker: Worker | None = None
         self.limits = jobs.image_limits
-        self.stats = Stats(store, self.preset, self.admin)
+        self.stats = Stats(store, self.preset, self.admin, pool=jobs.pool)
 
     def add_frontend(self, frontend: Frontend, *, queue: str | None = None) -> None:
         """Deliver this platform's jobs from here; see ``Frontends.add``. The worker

@@ -12,15 +12,15 @@ markup; the margin is the charges less that."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.admin import CreditAdmin
 from core.ports import UserRef
 from core.stats_chart import render_jobs_chart
-from core.vendor_health import PAUSE_FLAG
+from core.vendor_health import VendorState, read_state
+from core.vendor_pool import VendorPool
 from core.vendors.preset import Preset
 from storage.interfaces import (
     DayJobs,
@@ -44,31 +44,15 @@ def vendor_cost(charged: int, loss: int, markup_percent: int) -> int:
     return ((charged + loss) * 100 + base // 2) // base
 
 
-@dataclass(frozen=True, slots=True)
-class VendorState:
-    name: str
-    paused: bool
-    since: float | None = None
-    """When the vendor's 402 paused new jobs."""
-    probe_at: float | None = None
-    """When the next job is let through as a probe."""
-
-
-async def vendor_states(store: Store, tx: Tx, preset: Preset) -> list[VendorState]:
-    """Each vendor's pause state. One vendor per bot today: the 402 pause flag."""
-    raw = await store.flags.get(tx, PAUSE_FLAG)
-    if raw is None:
-        return [VendorState(preset.name, False)]
-    pause = json.loads(raw)
-    since, probe_at = pause.get("since"), pause.get("probe_at")
-    return [
-        VendorState(
-            preset.name,
-            True,
-            float(since) if since is not None else None,
-            float(probe_at) if probe_at is not None else None,
-        )
-    ]
+async def vendor_states(
+    store: Store, tx: Tx, preset: Preset, pool: VendorPool | None
+) -> list[VendorState]:
+    """Every configured vendor's state (healthy, paused by a 402, failing its health
+    window: since when and why), as ``Imagine.vendor_states`` shows it. Without a
+    pool: the one vendor of ``VENDOR=`` under the preset's name."""
+    if pool is not None:
+        return await pool.states(tx)
+    return [replace(await read_state(store, tx, None), name=preset.name)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +129,14 @@ class Stats:
         preset: Preset,
         admin: CreditAdmin,
         clock: Callable[[], float] = time.time,
+        *,
+        pool: VendorPool | None = None,
     ) -> None:
         self.store = store
         self.preset = preset
         self.admin = admin
         self.clock = clock
+        self.pool = pool
 
     async def report(self, days: int = DEFAULT_DAYS, *, top: int = 10) -> StatsReport:
         """The last ``days`` UTC days, today included."""
@@ -165,7 +152,7 @@ class Stats:
             users = await reports.top_users(tx, since, until, top)
             failures = await reports.failures(tx, since, until)
             queue = await reports.queue_now(tx)
-            vendors = await vendor_states(self.store, tx, self.preset)
+            vendors = await vendor_states(self.store, tx, self.preset, self.pool)
         markup = self.preset.price.markup_percent
         jobs, money = _fill(range(first, first + days), jobs, money)
         charged, loss = sum(d.charged for d in money), sum(d.loss for d in money)
@@ -179,10 +166,9 @@ class Stats:
             purchases=sum(d.purchases for d in money),
             purchased=sum(d.purchased for d in money),
         )
-        # Jobs whose params name no vendor ran on this bot's one vendor.
-        times = [
-            JobTimes(t.vendor or self.preset.name, t.tier, t.count, t.p50, t.p95) for t in times
-        ]
+        # A job without a vendor (NULL) ran on the one configured vendor.
+        only = self.pool.primary.name if self.pool is not None else self.preset.name
+        times = [JobTimes(t.vendor or only, t.tier, t.count, t.p50, t.p95) for t in times]
         return StatsReport(
             since, until, now, markup, jobs, money, totals, times, users, failures, queue, vendors
         )

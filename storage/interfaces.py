@@ -327,10 +327,11 @@ class DayMoney:
 @dataclass(frozen=True, slots=True)
 class JobTimes:
     """Nearest-rank percentiles of the time from queueing to the end of succeeded
-    jobs, for one vendor and size tier."""
+    jobs, for one vendor and size tier, read off a log-spaced histogram: each is its
+    bucket's geometric middle, within ~5 % of the exact time."""
 
     vendor: str
-    """The ``vendor`` the job's params name; '' when they name none."""
+    """The job's ``vendor`` column; '' when NULL (the one configured vendor)."""
     tier: str
     count: int
     p50: float
@@ -623,8 +624,9 @@ class PaymentRepo(Protocol):
 
 class ReportRepo(Protocol):
     """Read-only figures for the operator's dashboard. Windows are ``[since, until)``
-    unix seconds; days are UTC. Every query is served by an index (see the
-    ``0004_stats`` migrations), so a page stays fast on millions of jobs."""
+    unix seconds, read as the whole UTC days they touch. The windowed figures come
+    from daily rollups kept in the writing transaction (the ``0006_rollups``
+    migrations), so a page stays fast on millions of jobs."""
 
     async def jobs_per_day(self, tx: Tx, since: float, until: float) -> list[DayJobs]:
         """Jobs by the day they were created, oldest day first; days without jobs
@@ -633,7 +635,8 @@ class ReportRepo(Protocol):
 
     async def money_per_day(self, tx: Tx, since: float, until: float) -> list[DayMoney]: ...
     async def job_times(self, tx: Tx, since: float, until: float) -> list[JobTimes]:
-        """Succeeded jobs that ended in the window."""
+        """Succeeded jobs that ended in the window; percentiles to within a
+        histogram bucket (~5 %)."""
         ...
 
     async def top_users(self, tx: Tx, since: float, until: float, limit: int = 10) -> list[TopUser]:

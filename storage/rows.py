@@ -5,6 +5,7 @@ values of ``storage.interfaces``."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -27,6 +28,17 @@ JOB_COLS: Final = (
 JOB_COLS_J: Final = ", ".join("j." + c.strip() for c in JOB_COLS.split(","))
 LIMIT_COLS: Final = "name, value, ceiling, not_before, cut_at"
 AUDIT_COLS: Final = "id, at, actor, action, target, detail, allowed"
+
+
+def tier_of(params: str) -> str | None:
+    """The size tier (``resolution``) a job's params ask for, written into the
+    ``tier`` column at intake so the dashboard's rollup never parses JSON."""
+    try:
+        value = json.loads(params).get("resolution")
+    except (ValueError, AttributeError):
+        return None
+    return None if value is None else str(value)
+
 
 # Constant state lists inlined into SQL (they come from storage.interfaces, not callers).
 CLAIMED_SQL: Final = "(" + ", ".join(f"'{s}'" for s in CLAIMED_STATES) + ")"

@@ -10,6 +10,7 @@ from typing import Any
 
 from bots.dashboard.svg import ACTIVE, FAILED, SUCCEEDED, Series, hbars, lines, stacked_bars
 from core.stats import StatsReport
+from core.vendor_health import HEALTHY
 
 CHARGED = "#1565c0"
 COST = "#ef6c00"
@@ -131,10 +132,10 @@ def dashboard_page(report: StatsReport) -> str:
     vendors = "".join(
         f"<tr><td>{escape(v.name)}</td>"
         + (
-            f'<td class="paused">paused (402) since {_when(v.since)}; '
-            f"next probe {_when(v.probe_at)}</td>"
-            if v.paused
-            else '<td class="ok">accepting jobs</td>'
+            '<td class="ok">healthy</td><td></td><td></td>'
+            if v.state == HEALTHY
+            else f'<td class="paused">{escape(v.state)}</td><td>{_when(v.since)}</td>'
+            f"<td>{escape(v.why or '')}; next probe {_when(v.probe_at)}</td>"
         )
         + "</tr>"
         for v in report.vendors
@@ -159,7 +160,8 @@ def dashboard_page(report: StatsReport) -> str:
         f'<div class="cards">{cards}</div>'
         f'<div class="grid"><div>{jobs_chart}</div><div>{money_chart}</div>'
         f"<div>{times_chart}</div><div>{users_chart}</div><div>{failures_chart}</div>"
-        "<div><h2>Vendors</h2><table><tr><th>vendor</th><th>state</th></tr>"
+        "<div><h2>Vendors</h2><table><tr><th>vendor</th><th>state</th><th>since</th>"
+        "<th>why</th></tr>"
         f"{vendors}</table><h2>Queue now</h2><table><tr><th>queue</th><th class=n>queued</th>"
         f"<th class=n>running</th><th>oldest queued</th></tr>{queue}</table></div></div>"
     )
@@ -210,7 +212,13 @@ def report_json(report: StatsReport) -> dict[str, Any]:
             {"queue": q.queue, "queued": q.queued, "running": q.running} for q in report.queue
         ],
         "vendors": [
-            {"name": v.name, "paused": v.paused, "since": v.since, "probe_at": v.probe_at}
+            {
+                "name": v.name,
+                "state": v.state,
+                "since": v.since,
+                "why": v.why,
+                "probe_at": v.probe_at,
+            }
             for v in report.vendors
         ],
     }

@@ -35,6 +35,7 @@ from storage.rows import (
     check_state,
     check_states,
     job_from_row,
+    tier_of,
 )
 
 
@@ -89,8 +90,8 @@ class PgJobs:
         inserted = await t.fetchval(
             "INSERT INTO jobs (id, account_id, platform, chat, kind, params, estimate, hold_id, "
             "state, vendor_ref, attempts, result, cost, error, notified, created_at, updated_at, "
-            "queue) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
-            "$16, $17, $18) ON CONFLICT (id) DO NOTHING RETURNING id",
+            "queue, tier) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+            "$15, $16, $17, $18, $19) ON CONFLICT (id) DO NOTHING RETURNING id",
             job.id,
             job.account_id,
             job.platform,
@@ -109,6 +110,7 @@ class PgJobs:
             created,
             updated,
             queue,
+            tier_of(job.params),
         )
         if inserted is None:
             existing = await self.get(t, job.id)

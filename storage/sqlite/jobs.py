@@ -30,6 +30,7 @@ from storage.rows import (
     check_state,
     check_states,
     job_from_row,
+    tier_of,
 )
 from storage.sqlite.tx import Clock, sqlite_tx
 
@@ -80,10 +81,10 @@ class SqliteJobs:
         row = await t.fetchone(
             "INSERT INTO jobs (id, account_id, platform, chat, kind, params, estimate, hold_id, "
             "state, vendor_ref, attempts, result, cost, error, notified, created_at, updated_at, "
-            "queue) "
+            "queue, tier) "
             "VALUES (:id, :account_id, :platform, :chat, :kind, :params, :estimate, :hold_id, "
             ":state, :vendor_ref, :attempts, :result, :cost, :error, :notified, :created_at, "
-            ":updated_at, :queue) ON CONFLICT (id) DO NOTHING RETURNING id",
+            ":updated_at, :queue, :tier) ON CONFLICT (id) DO NOTHING RETURNING id",
             {
                 "id": job.id,
                 "account_id": job.account_id,
@@ -103,6 +104,7 @@ class SqliteJobs:
                 "created_at": created,
                 "updated_at": updated,
                 "queue": job.queue or job.platform,
+                "tier": tier_of(job.params),
             },
         )
         if row is None:

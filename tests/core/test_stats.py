@@ -53,7 +53,7 @@ async def test_the_report_matches_the_ledger(app: Imagine, frontend: RecordingFr
     (times,) = report.times
     assert (times.vendor, times.count) == (app.preset.name, 2)
     assert 0 <= times.p50 <= times.p95
-    assert [(v.name, v.paused) for v in report.vendors] == [(app.preset.name, False)]
+    assert [(v.name, v.state) for v in report.vendors] == [(app.preset.name, "healthy")]
     assert report.queue == []
     assert (report.totals.purchases, report.totals.purchased) == (0, 0)
 
@@ -84,6 +84,11 @@ async def test_a_vendor_pause_shows(app: Imagine) -> None:
     await app.jobs.health.after_error(VendorOutOfCredits("402"))
     report = await app.stats.report()
     (vendor,) = report.vendors
-    assert vendor.paused and vendor.since is not None and vendor.probe_at is not None
+    assert (vendor.name, vendor.state, vendor.why) == (
+        app.preset.name,
+        "paused",
+        "vendor_out_of_credits",
+    )
+    assert vendor.since is not None and vendor.probe_at is not None
     await app.admin_resume(ADMIN)
-    assert not (await app.stats.report()).vendors[0].paused
+    assert (await app.stats.report()).vendors[0].state == "healthy"

@@ -366,3 +366,20 @@ async def test_a_failure_that_may_have_billed_books_the_asked_vendors_price(
     # The backup's price, not the hold (which covered the dearer primary).
     assert await _loss(world.app) == BACKUP_PRICE
     await assert_books_balance(world.app)
+
+
+async def test_the_dashboard_shows_every_vendor_and_times_by_serving_vendor(
+    world: World,
+) -> None:
+    app = world.app
+    world.primary.inject(Fault("402", times=5))
+    first = await app.run_job(ALICE, request(app), CHAT)
+    second = await app.run_job(ALICE, request(app), CHAT)
+    assert {await world.served_by(first.job_id), await world.served_by(second.job_id)} == {"backup"}
+    report = await app.stats.report(7)
+    assert [(v.name, v.state, v.why) for v in report.vendors] == [
+        ("primary", "paused", "vendor_out_of_credits"),
+        ("backup", "healthy", None),
+    ]
+    assert report.vendors[0].since is not None and report.vendors[0].probe_at is not None
+    assert [(t.vendor, t.count) for t in report.times] == [("backup", 2)]

@@ -62,7 +62,7 @@ async def test_bearer_token_reads_the_ledgers_figures(served: Served) -> None:
     assert len(data["days"]) == 7
     assert [u["name"] for u in data["top_users"]] == ["test:@alice", "test:bob"]
     assert data["failures"] == [{"error": "delivery_failed", "count": 1}]
-    assert data["vendors"][0]["paused"] is False
+    assert data["vendors"][0]["state"] == "healthy"
 
 
 async def test_the_login_form_sets_a_strict_httponly_cookie(served: Served) -> None:

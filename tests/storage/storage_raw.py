@@ -20,3 +20,15 @@ async def raw_execute(tx: Tx, sql: str, *params: Any) -> None:
 
     n = itertools.count(1)
     await pg_tx(tx, write=True).execute(re.sub(r"\?", lambda _: f"${next(n)}", sql), *params)
+
+
+async def raw_fetch(tx: Tx, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    from storage.sqlite.tx import SqliteTx, sqlite_tx
+
+    if isinstance(tx, SqliteTx):
+        return [tuple(r) for r in await sqlite_tx(tx).fetchall(sql, params)]
+    from storage.postgres.store import pg_tx
+
+    n = itertools.count(1)
+    rows = await pg_tx(tx).fetch(re.sub(r"\?", lambda _: f"${next(n)}", sql), *params)
+    return [tuple(r) for r in rows]

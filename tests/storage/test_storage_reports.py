@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from storage_test_clock import FakeClock
 
 from storage import JobRecord, Store
@@ -104,9 +105,12 @@ async def test_reports_count_jobs_money_times_users_failures_and_queue(
         (day0 + 1, 30, 0, 1, 1, 500),
     ]
     by_tier = {t.tier: t for t in times}
-    # Nearest rank: p50 of (4, 6, 9) is 6 and p95 is 9.
-    assert (by_tier["1K"].count, by_tier["1K"].p50, by_tier["1K"].p95) == (3, 6.0, 9.0)
-    assert (by_tier["2K"].count, by_tier["2K"].p50, by_tier["2K"].p95) == (1, 20.0, 20.0)
+    # Nearest rank: p50 of (4, 6, 9) is 6 and p95 is 9, read to the histogram
+    # bucket (within 5 %).
+    assert (by_tier["1K"].count, by_tier["2K"].count) == (3, 1)
+    assert by_tier["1K"].p50 == pytest.approx(6.0, rel=0.05)
+    assert by_tier["1K"].p95 == pytest.approx(9.0, rel=0.05)
+    assert by_tier["2K"].p50 == by_tier["2K"].p95 == pytest.approx(20.0, rel=0.05)
     assert {t.vendor for t in times} == {""}
     assert [(u.name, u.jobs, u.charged) for u in top] == [
         ("discord:2", 1, 30),
