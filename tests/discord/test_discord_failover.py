@@ -14,49 +14,23 @@ from core.settings import load_settings
 from tests.fakes.discord_api import Call, FakeDiscord
 from tests.fakes.vendor_base import Fault
 from tests.fakes.vendor_openai import FakeOpenAIVendor
+from tests.fakes.vendor_pair import FIRST_PRICE, PRICED, SECOND_PRICE, pair_settings, vendor_pair
 
 from .conftest import ADMIN_ID, CHANNEL_ID, Harness, base_env, running
-
-FIRST_PRICE = 40
-SECOND_PRICE = 25
-CONFIG = f"""
-[vendors.first]
-preset = "compat-sizes"
-[vendors.first.price.per_image]
-"1024x1024:medium" = {FIRST_PRICE}
-
-[vendors.second]
-preset = "compat-sizes"
-[vendors.second.price.per_image]
-"1024x1024:medium" = {SECOND_PRICE}
-"""
 
 
 @pytest.fixture
 async def vendors() -> AsyncIterator[tuple[FakeOpenAIVendor, FakeOpenAIVendor]]:
-    async with (
-        FakeOpenAIVendor(flavor="compat-sizes", key="sk-first-key") as first,
-        FakeOpenAIVendor(flavor="compat-sizes", key="sk-second-key") as second,
-    ):
-        yield first, second
+    async with vendor_pair() as pair:
+        yield pair
 
 
 @pytest.fixture
 async def vharness(
     fake: FakeDiscord, tmp_path: Path, vendors: tuple[FakeOpenAIVendor, FakeOpenAIVendor]
 ) -> AsyncIterator[Harness]:
-    first, second = vendors
-    config = tmp_path / "vendors.toml"
-    config.write_text(CONFIG)
     env = base_env(
-        tmp_path,
-        VENDORS="first,second",
-        VENDOR_CONFIG=str(config),
-        VENDOR_FIRST_BASE_URL=first.base_url,
-        VENDOR_FIRST_API_KEY=first.key,
-        VENDOR_SECOND_BASE_URL=second.base_url,
-        VENDOR_SECOND_API_KEY=second.key,
-        DISCORD_ALERT_CHANNEL_ID=CHANNEL_ID,
+        tmp_path, DISCORD_ALERT_CHANNEL_ID=CHANNEL_ID, **pair_settings(tmp_path, PRICED, *vendors)
     )
     settings = load_settings(env, env_file=None)
     async with build_app(settings, sweep=False) as app, running(fake, app) as bot:

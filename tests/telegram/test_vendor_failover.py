@@ -11,21 +11,15 @@ import pytest
 from tests.fakes.telegram_api import Call, FakeTelegramAPI
 from tests.fakes.vendor_base import Fault
 from tests.fakes.vendor_openai import FakeOpenAIVendor
+from tests.fakes.vendor_pair import (
+    FIRST_PRICE,
+    NARROW_FIRST,
+    PRICED,
+    SECOND_PRICE,
+    pair_settings,
+    vendor_pair,
+)
 from tests.telegram.conftest import ADMIN_ID, USER_ID, Harness, running_bot
-
-FIRST_PRICE = 40
-SECOND_PRICE = 25
-CONFIG = f"""
-[vendors.first]
-preset = "compat-sizes"
-[vendors.first.price.per_image]
-"1024x1024:medium" = {FIRST_PRICE}
-
-[vendors.second]
-preset = "compat-sizes"
-[vendors.second.price.per_image]
-"1024x1024:medium" = {SECOND_PRICE}
-"""
 
 
 def has_caption(call: Call) -> bool:
@@ -34,31 +28,16 @@ def has_caption(call: Call) -> bool:
 
 @pytest.fixture
 async def vendors() -> AsyncIterator[tuple[FakeOpenAIVendor, FakeOpenAIVendor]]:
-    async with (
-        FakeOpenAIVendor(flavor="compat-sizes", key="sk-first-key") as first,
-        FakeOpenAIVendor(flavor="compat-sizes", key="sk-second-key") as second,
-    ):
-        yield first, second
+    async with vendor_pair() as pair:
+        yield pair
 
 
 @pytest.fixture
 async def vbot(
     fake: FakeTelegramAPI, tmp_path: Path, vendors: tuple[FakeOpenAIVendor, FakeOpenAIVendor]
 ) -> AsyncIterator[Harness]:
-    first, second = vendors
-    config = tmp_path / "vendors.toml"
-    config.write_text(CONFIG)
-    async with running_bot(
-        fake,
-        tmp_path,
-        VENDOR="",
-        VENDORS="first,second",
-        VENDOR_CONFIG=str(config),
-        VENDOR_FIRST_BASE_URL=first.base_url,
-        VENDOR_FIRST_API_KEY="sk-first-key",
-        VENDOR_SECOND_BASE_URL=second.base_url,
-        VENDOR_SECOND_API_KEY="sk-second-key",
-    ) as harness:
+    settings = pair_settings(tmp_path, PRICED, *vendors)
+    async with running_bot(fake, tmp_path, **settings) as harness:
         yield harness
 
 
@@ -112,32 +91,12 @@ async def test_admin_jobs_shows_vendor_states_and_resume_clears_one(
     assert states == {"first": "healthy", "second": "healthy"}
 
 
-# The first vendor: 1K only, two images at most; the second: the full size matrix.
-NARROW_FIRST = CONFIG.replace(
-    '[vendors.first]\npreset = "compat-sizes"\n',
-    '[vendors.first]\npreset = "compat-sizes"\nn_max = 2\n'
-    '[vendors.first.sizes]\n"1K" = {"1:1" = "1024x1024"}\n',
-)
-
-
 @pytest.fixture
 async def wide(
     fake: FakeTelegramAPI, tmp_path: Path, vendors: tuple[FakeOpenAIVendor, FakeOpenAIVendor]
 ) -> AsyncIterator[Harness]:
-    first, second = vendors
-    config = tmp_path / "vendors.toml"
-    config.write_text(NARROW_FIRST)
-    async with running_bot(
-        fake,
-        tmp_path,
-        VENDOR="",
-        VENDORS="first,second",
-        VENDOR_CONFIG=str(config),
-        VENDOR_FIRST_BASE_URL=first.base_url,
-        VENDOR_FIRST_API_KEY="sk-first-key",
-        VENDOR_SECOND_BASE_URL=second.base_url,
-        VENDOR_SECOND_API_KEY="sk-second-key",
-    ) as harness:
+    settings = pair_settings(tmp_path, NARROW_FIRST, *vendors)
+    async with running_bot(fake, tmp_path, **settings) as harness:
         yield harness
 
 
