@@ -99,9 +99,9 @@ class FolderFrontend:
 
 async def fetch_url(url: str, allow_hosts: tuple[str, ...] = ()) -> bytes:
     """An http(s) image from a public address (or an allowed host), streamed raw
-    with a byte cap; one plain sentence on failure."""
+    with a byte cap; on failure a reason code the catalogue words (``download.*``)."""
     if not url.startswith(("http://", "https://")):
-        raise InvalidRequest("not http", kind="download", reason="only http(s) URLs")
+        raise InvalidRequest("not an http(s) URL", kind="download", reason="unsupported_link")
     try:
         async with (
             build_download_client(max_connections=4, allow_hosts=allow_hosts) as client,
@@ -109,7 +109,9 @@ async def fetch_url(url: str, allow_hosts: tuple[str, ...] = ()) -> bytes:
         ):
             if response.status_code != 200:
                 raise InvalidRequest(
-                    "download", kind="download", reason=f"HTTP {response.status_code}"
+                    f"download answered HTTP {response.status_code}",
+                    kind="download",
+                    reason="failed",
                 )
             data = bytearray()
             async for chunk in response.aiter_raw():
@@ -117,5 +119,5 @@ async def fetch_url(url: str, allow_hosts: tuple[str, ...] = ()) -> bytes:
                 if len(data) > URL_IMAGE_LIMIT:
                     raise InvalidRequest("too big", kind="bytes", limit_mb=URL_IMAGE_LIMIT >> 20)
     except httpx.HTTPError:
-        raise InvalidRequest("unreachable", kind="download", reason="could not fetch it") from None
+        raise InvalidRequest("unreachable", kind="download", reason="failed") from None
     return bytes(data)

@@ -204,7 +204,7 @@ class CreditAdmin:
                 account.id,
                 amount,
                 actor=actor.key,
-                reason=reason or "set by admin",
+                reason=reason or "",
             )
             return (await self.store.ledger.balance(tx, account.id)).available
 

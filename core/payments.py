@@ -180,10 +180,11 @@ class Payments:
             log.info("%s bought %d credits (%s %s)", user.key, pack.credits, platform, charge_id)
         return Purchase(payment, balance, inserted)
 
-    async def consumed(self, platform: str, charge_id: str) -> None:
-        """Discord consumed the entitlement: nothing is left to do for it."""
+    async def consumed(self, platform: str, charge_id: str) -> bool:
+        """Discord consumed the entitlement: nothing is left to do for it. True if
+        this changed the row (False: no such payment, or marked before)."""
         async with self.store.transaction() as tx:
-            await self.store.payments.mark_consumed(tx, platform, charge_id)
+            return await self.store.payments.mark_consumed(tx, platform, charge_id)
 
     async def unconsumed(self, platform: str) -> list[Payment]:
         async with self.store.read() as tx:

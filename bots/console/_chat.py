@@ -28,25 +28,6 @@ T = TypeVar("T")
 # first word of an instruction.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic")
 
-_EDIT_USAGE = {
-    "en": (
-        "Name the image first: /edit PATH [PATH…] instruction "
-        '(quote a path with spaces: "my photo.png").'
-    ),
-    "zh": '请先给出图片路径：/edit 路径 [路径…] 指令（含空格的路径请加引号："my photo.png"）。',
-}
-_NO_SUCH_FILE = {"en": "No such file: {path}", "zh": "没有这个文件：{path}"}
-_WHO = {
-    "en": (
-        "Here you are the user console:local. Top up with /topup AMOUNT, or from a shell: "
-        "imagine-bot credits topup console:local 100"
-    ),
-    "zh": (
-        "在这里你的用户 id 是 console:local。用 /topup 数量 充值，或在命令行运行："
-        "imagine-bot credits topup console:local 100"
-    ),
-}
-
 
 def _looks_like_path(word: str, first: bool) -> bool:
     if word.lower().endswith(IMAGE_SUFFIXES):
@@ -152,10 +133,10 @@ class ConsoleChat:
         quote a path with spaces (``/edit "my photo.png" make it blue``)."""
         refs, instruction, missing = await asyncio.to_thread(_leading_files, text)
         if missing is not None:
-            self.emit(_NO_SUCH_FILE.get(locale, _NO_SUCH_FILE["en"]).format(path=missing))
+            self.emit(self.app.text.t("console.no_such_file", locale, path=missing))
             return
         if not refs:
-            self.emit(_EDIT_USAGE.get(locale, _EDIT_USAGE["en"]))
+            self.emit(self.app.text.t("console.edit_usage", locale))
             return
         profile = await self.app.profile(self.user)
         request = await self.app.request(self.user, instruction, refs=refs, profile=profile)
@@ -236,7 +217,9 @@ class ConsoleChat:
 
     async def help(self, _: str, locale: str) -> None:
         self.emit(self.app.text.help(locale, self.app.preset, True, platform="console"))
-        self.emit(_WHO.get(locale, _WHO["en"]))
+        user = self.user.key
+        command = f"imagine-bot credits topup {user} 100"
+        self.emit(self.app.text.t("console.who", locale, user=user, command=command))
 
     async def start(self, _: str, locale: str) -> None:
         profile = await self.app.profile(self.user)

@@ -4,10 +4,14 @@ premium buttons (Discord's store takes the payment); each entitlement for such a
 (``on_entitlement_create``, one carried by an interaction, or one found at start)
 credits the ledger once per entitlement id and is then consumed. A crash between
 the two credits nothing twice: the entitlement stays unconsumed on Discord, and the
-next start finds it, credits nothing more and consumes it. The buyer gets one DM
-with their new balance after the consume, sent by whoever claims the payment's
-notice first, so the start after such a crash sends the DM the crashed process
-never sent."""
+next start finds it, credits nothing more and consumes it. A crash after Discord
+consumed it but before the payment row says so (or a consume whose answer was
+lost) is settled from what Discord reports: the start reads back every payment it
+still holds as unconsumed, and a refused consume reads the entitlement back, so a
+row Discord calls consumed (or no longer knows) is marked consumed and nothing more
+is credited. The buyer gets one DM with their new balance after the consume, sent
+by whoever claims the payment's notice first, so the start after such a crash
+sends the DM the crashed process never sent."""
 
 from __future__ import annotations
 
@@ -80,29 +84,62 @@ class BuyCog(commands.Cog):
 
     async def reconcile(self) -> int:
         """Credit and consume what is still unconsumed on Discord (bought while the
-        bot was down, or credited just before a crash), and tell the buyers nobody
-        told; how many entitlements were redeemed."""
+        bot was down, or credited just before a crash), settle the payments Discord
+        consumed before a crash let us record it, and tell the buyers nobody told;
+        how many entitlements were redeemed."""
         app = self.bot.app
         skus = [discord.Object(int(p.sku_id)) for p in app.payments.packs(PLATFORM) if p.sku_id]
         if not skus:
             return 0
         redeemed = 0
+        # Payments we hold as unconsumed: a crash before or after Discord consumed them.
+        pending = {p.charge_id: p for p in await app.payments.unconsumed(PLATFORM)}
         try:
             async for entitlement in self.bot.entitlements(
                 limit=None, skus=skus, exclude_ended=True
             ):
+                done = entitlement.consumed or entitlement.deleted
+                if pending.pop(str(entitlement.id), None) is None and done:
+                    continue  # settled long ago: the listing shows every purchase
                 if await self.redeem(entitlement, tell=True) is not None:
                     redeemed += 1
         except discord.HTTPException as err:
             log.warning("could not list Discord entitlements: %s", err)
+        # Those the listing did not show (it failed, or a SKU was dropped from
+        # DISCORD_SKU_PACKS): ask Discord about each one.
+        for payment in pending.values():
+            redeemed += await self._recheck(payment)
         for notice in await app.payments.unnotified(PLATFORM):
             if notice.payment.consumed_at is not None:  # else the entitlement is still due
                 await self._tell(notice.user, notice.payment, notice.balance)
         return redeemed
 
+    async def _recheck(self, payment: Payment) -> int:
+        """One payment we hold as unconsumed, settled by what Discord says of its
+        entitlement now; 1 if it was redeemed (consumed) now."""
+        try:
+            entitlement = await self.bot.fetch_entitlement(int(payment.charge_id))
+        except discord.NotFound:
+            log.info("entitlement %s is gone on Discord; nothing to consume", payment.charge_id)
+            await self.bot.app.payments.consumed(PLATFORM, payment.charge_id)
+            return 0
+        except discord.HTTPException as err:
+            log.warning("could not read entitlement %s: %s", payment.charge_id, err)
+            return 0
+        if await self.redeem(entitlement, tell=True) is not None:
+            return 1
+        return 0
+
     async def redeem(self, entitlement: discord.Entitlement, *, tell: bool) -> Purchase | None:
         app = self.bot.app
-        if entitlement.consumed or entitlement.deleted or entitlement.user_id is None:
+        if entitlement.consumed or entitlement.deleted:
+            # Nothing left to do on Discord. If we credited it, our row may still say
+            # unconsumed (a crash right after Discord consumed it): settle it; the
+            # buyer nobody told is told by the start's reconcile. Never credited now.
+            if await app.payments.consumed(PLATFORM, str(entitlement.id)):
+                log.info("entitlement %s was consumed on Discord before a crash", entitlement.id)
+            return None
+        if entitlement.user_id is None:
             return None
         user = UserRef(PLATFORM, str(entitlement.user_id))
         purchase = await app.payments.credit_entitlement(
@@ -115,13 +152,27 @@ class BuyCog(commands.Cog):
         except discord.NotFound:
             log.info("entitlement %s is gone on Discord; nothing to consume", entitlement.id)
         except discord.HTTPException as err:
-            # Credited, not consumed: the next start finds it and only consumes it.
-            log.warning("could not consume entitlement %s: %s", entitlement.id, err)
-            return purchase
+            # Refused (Discord answers a second consume with an error) or no answer
+            # (it may have consumed it anyway): what Discord reports now decides.
+            if not await self._consumed_on_discord(entitlement.id):
+                # Credited, not consumed: the next start finds it and only consumes it.
+                log.warning("could not consume entitlement %s: %s", entitlement.id, err)
+                return purchase
         await app.payments.consumed(PLATFORM, str(entitlement.id))
         if tell:
             await self._tell(user, purchase.payment, purchase.balance)
         return purchase
+
+    async def _consumed_on_discord(self, entitlement_id: int) -> bool:
+        """True if Discord reports the entitlement consumed (or no longer knows it)."""
+        try:
+            found = await self.bot.fetch_entitlement(entitlement_id)
+        except discord.NotFound:
+            return True
+        except discord.HTTPException as err:
+            log.warning("could not read entitlement %s back: %s", entitlement_id, err)
+            return False
+        return found.consumed or found.deleted
 
     async def _tell(self, user: UserRef, payment: Payment, balance: int) -> None:
         app = self.bot.app

@@ -20,6 +20,7 @@ from PIL import Image
 
 from bots.console import ConsoleChat
 from core.bootstrap import build_app
+from core.locales import ENGLISH, LANGUAGES
 from core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,6 +114,46 @@ async def test_help_names_the_console_user(chat: tuple[ConsoleChat, list[str]]) 
     console, lines = chat
     await console.handle("/help")
     assert "imagine-bot credits topup console:local" in "\n".join(lines)
+
+
+OTHER_LANGUAGES = [lang for lang in LANGUAGES if lang != ENGLISH]
+_ENGLISH_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def _english_words(text: str) -> set[str]:
+    """The words of an English sentence, without what every language keeps as typed."""
+    text = re.sub(r"imagine-bot credits topup \S+ \d+|console:local|/\w+|\.png", " ", text)
+    return {w.lower() for w in _ENGLISH_WORD.findall(text)}
+
+
+@pytest.mark.parametrize("lang", OTHER_LANGUAGES)
+async def test_the_console_speaks_the_chosen_language(
+    chat: tuple[ConsoleChat, list[str]], lang: str
+) -> None:
+    console, lines = chat
+    text = console.app.text
+    await console.handle(f"/settings lang={lang}")
+    lines.clear()
+    await console.handle("/edit x1.png make it blue")
+    await console.handle("/edit make it blue")
+    await console.handle("/help")
+    who = {"user": "console:local", "command": "imagine-bot credits topup console:local 100"}
+    wanted = [
+        text.t("console.no_such_file", lang, path="x1.png"),
+        text.t("console.edit_usage", lang),
+        text.help(lang, console.app.preset, True, platform="console"),
+        text.t("console.who", lang, **who),
+    ]
+    assert lines == wanted
+    english = (
+        _english_words(text.t("console.no_such_file", ENGLISH, path="x1.png"))
+        | _english_words(text.t("console.edit_usage", ENGLISH))
+        | _english_words(text.t("console.who", ENGLISH, **who))
+    )
+    assert {"such", "file", "image", "path", "shell"} <= english  # the check is real
+    for line in lines:
+        assert not _english_words(line) & english, (lang, line)
+    assert "imagine-bot credits topup console:local 100" in lines[-1]
 
 
 def _start_on_a_terminal(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:

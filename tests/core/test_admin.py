@@ -53,3 +53,10 @@ async def test_bad_amounts_and_unknown_users(app: Imagine) -> None:
     await app.profile(ALICE)
     assert await app.find_user("test", "@alice") == UserRef("test", "alice", "alice")
     assert await app.find_user("test", "@nobody") is None
+
+
+async def test_a_balance_set_without_a_reason_shows_no_english_note(app: Imagine) -> None:
+    await app.admin_set(ADMIN, ALICE, 20, None, "update:51")
+    (entry,) = (await app.history(ALICE))[:1]
+    assert entry.kind == "correction" and entry.note == ""
+    assert app.text.history("ru", [entry]).count("·") == 0

@@ -2,9 +2,13 @@
 premium buttons, an entitlement credits once per entitlement id (created twice, or
 also carried by an interaction) and is consumed; one credited but not consumed
 (the consume failed, as after a crash) is consumed by the next start, crediting
-nothing more; and the real ``imagine-bot run`` killed with SIGKILL between crediting
-and consuming: the next start consumes it, credits nothing more and DMs the buyer
-the one message the killed process never sent."""
+nothing more; one Discord consumed just before a crash, before our row said so, is
+settled by the next start from what Discord reports (the listing, or the
+entitlement read back), and a consume Discord refuses as a second one settles it
+too; and the real ``imagine-bot run`` killed with SIGKILL between crediting and
+consuming (the consume lost, or reaching Discord): the next start consumes it if
+needed, credits nothing more and DMs the buyer the one message the killed process
+never sent."""
 
 from __future__ import annotations
 
@@ -18,11 +22,12 @@ from pathlib import Path
 import pytest
 
 from bots.discord._buy_cog import BuyCog
+from core.app import Imagine
 from core.bootstrap import build_app
 from core.ports import UserRef
 from core.settings import load_settings
 from storage import open_store
-from storage.interfaces import SYSTEM_SALES
+from storage.interfaces import SYSTEM_SALES, Payment
 from tests.discord.conftest import ADMIN_ID, USER_ID, Harness, base_env, running
 from tests.fakes.discord_api import Call, FakeDiscord
 
@@ -209,9 +214,13 @@ def is_dm(c: Call) -> bool:
 
 
 @pytest.mark.timeout(180)
-async def test_sigkill_between_crediting_and_consuming(fake: FakeDiscord, tmp_path: Path) -> None:
-    """The bot process dies while Discord has not consumed the entitlement yet (the
-    fake holds the consume request, the test kills the process when it arrives)."""
+@pytest.mark.parametrize("reached", [False, True], ids=["consume-lost", "consume-reached"])
+async def test_sigkill_between_crediting_and_consuming(
+    fake: FakeDiscord, tmp_path: Path, reached: bool
+) -> None:
+    """The bot process dies while its consume call is in flight (the fake holds it,
+    the test kills the process when it arrives); then the call is lost, or Discord
+    acts on it and the answer goes nowhere."""
     sku = fake.add_sku("250 credits")
     env = {
         **os.environ,
@@ -254,21 +263,25 @@ async def test_sigkill_between_crediting_and_consuming(fake: FakeDiscord, tmp_pa
     await asyncio.wait_for(consume.arrived.wait(), 60)
     proc.send_signal(signal.SIGKILL)
     await proc.wait()
-    consume.release()
+    consume.release(reached=reached)
+    await fake.wait_for_call(lambda c: c in consume.calls, 10)
 
     balance, sales, purchases, payment = await db_state()
     assert (balance, sales, purchases) == (100 + SKU_CREDITS, -SKU_CREDITS, 1)
     assert payment is not None and payment.consumed_at is None and payment.notified_at is None
-    assert fake.entitlements[int(ent["id"])]["consumed"] is False
+    assert fake.entitlements[int(ent["id"])]["consumed"] is reached
     assert not [c for c in fake.calls if is_dm(c)], "told before the crash"
 
+    consume_path = f"/entitlements/{ent['id']}/consume"
     proc = await start()
     try:
-        done = await fake.wait_for_call(
-            lambda c: c.path.endswith(f"/entitlements/{ent['id']}/consume") and c.status == 204,
-            60,
-        )
-        dm = await fake.wait_for_call(is_dm, 60, start=fake.calls.index(done))
+        if reached:  # nothing to consume: the start only settles the row and tells
+            dm = await fake.wait_for_call(is_dm, 60)
+        else:
+            done = await fake.wait_for_call(
+                lambda c: c.path.endswith(consume_path) and c.status == 204, 60
+            )
+            dm = await fake.wait_for_call(is_dm, 60, start=fake.calls.index(done))
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 60)
@@ -282,6 +295,9 @@ async def test_sigkill_between_crediting_and_consuming(fake: FakeDiscord, tmp_pa
     assert (balance, sales, purchases) == (100 + SKU_CREDITS, -SKU_CREDITS, 1)
     assert payment is not None and payment.consumed_at is not None
     assert payment.notified_at is not None
+    consumes = [c for c in fake.calls if c.path.endswith(consume_path)]
+    assert len(consumes) == (1 if reached else 2)
+    assert all(c.status in (204, 503) for c in consumes)
 
 
 async def test_a_consumed_purchase_nobody_told_about_is_told_at_start(
@@ -303,3 +319,71 @@ async def test_a_consumed_purchase_nobody_told_about_is_told_at_start(
         async with running(fake, app):
             await fake.wait_for_call("/entitlements", method="GET", start=fake.calls.index(dm))
         assert len([c for c in fake.calls if is_dm(c)]) == 1
+
+
+async def settled(app: Imagine, charge_id: str) -> Payment:
+    async with app.store.read() as tx:
+        assert await app.store.ledger.check_invariants(tx) == []
+        payment = await app.store.payments.get(tx, "discord", charge_id)
+    assert payment is not None and payment.consumed_at is not None, payment
+    assert payment.notified_at is not None
+    assert await app.payments.unconsumed("discord") == []
+    return payment
+
+
+@pytest.mark.parametrize("listing", ["answers", "fails"])
+async def test_consumed_on_discord_before_a_crash_is_settled_at_start(
+    fake: FakeDiscord, tmp_path: Path, listing: str
+) -> None:
+    """Discord consumed the entitlement, then the process died before marking our row:
+    the next start sees it consumed (in the listing, or read back when the listing
+    fails), marks the row, credits nothing more, consumes nothing and tells the
+    buyer once."""
+    sku = fake.add_sku("250 credits")
+    ent = fake.entitlement(USER_ID, sku["id"])
+    env = base_env(tmp_path, DISCORD_SKU_PACKS=f"{sku['id']}:{SKU_CREDITS}")
+    async with build_app(load_settings(env, env_file=None), sweep=False) as app:
+        user = UserRef("discord", str(USER_ID))
+        await app.payments.credit_entitlement(user, ent["id"], sku["id"])
+        fake.entitlements[int(ent["id"])]["consumed"] = True  # the consume reached Discord
+        if listing == "fails":
+            fake.inject_error(
+                lambda c: c.method == "GET" and c.path.endswith("/entitlements"), status=403
+            )
+        async with running(fake, app) as bot:
+            dm = await fake.wait_for_call(is_dm, 10)
+            await settled(app, ent["id"])
+            cog = bot.get_cog("BuyCog")
+            assert isinstance(cog, BuyCog)
+            assert await cog.reconcile() == 0  # a second pass finds nothing to do
+        read_back = [c for c in fake.calls if c.path.endswith(f"/entitlements/{ent['id']}")]
+        assert len(read_back) == (1 if listing == "fails" else 0)
+        assert f"{100 + SKU_CREDITS}" in dm.payload["content"]
+        assert [c for c in fake.calls if is_dm(c)] == [dm]
+        assert not [c for c in fake.calls if c.path.endswith("/consume")]
+        assert await app.balance(user) == 100 + SKU_CREDITS
+        async with app.store.read() as tx:
+            assert (await app.store.ledger.system_account(tx, SYSTEM_SALES)).balance == (
+                -SKU_CREDITS
+            )
+
+
+async def test_a_consume_refused_as_already_done_settles_the_payment(
+    shop: tuple[Harness, str],
+) -> None:
+    """A redelivered event still says unconsumed, but Discord consumed it before a
+    crash: the consume is refused, the bot reads the entitlement back, marks the
+    row and tells the buyer once; nothing more is credited."""
+    h, sku = shop
+    ent = h.fake.entitlement(USER_ID, sku)
+    await h.app.payments.credit_entitlement(UserRef("discord", str(USER_ID)), ent["id"], sku)
+    h.fake.entitlements[int(ent["id"])]["consumed"] = True
+    await h.fake.dispatch("ENTITLEMENT_CREATE", {**ent, "consumed": False})
+    refused = await h.fake.wait_for_call(f"/entitlements/{ent['id']}/consume", method="POST")
+    assert refused.status == 400
+    dm = await h.fake.wait_for_call(is_dm, 10)
+    assert "250 credits were added" in dm.payload["content"]
+    await settled(h.app, ent["id"])
+    assert await h.balance() == 100 + SKU_CREDITS
+    assert await books(h) == -SKU_CREDITS
+    assert [c for c in h.fake.calls if is_dm(c)] == [dm]

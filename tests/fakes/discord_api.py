@@ -31,14 +31,17 @@ Realistic behaviours enforced by the fake (each can be relaxed through an attrib
   (``enforce_content_intent``).
 
 App monetization: ``add_sku`` makes a SKU the store lists (``GET .../skus``);
-``entitlement`` records a purchase of one, listed by ``GET .../entitlements``,
+``entitlement`` records a purchase of one, listed by ``GET .../entitlements`` (consumed
+ones too, with ``"consumed": true``) and read by ``GET .../entitlements/{id}``,
 consumed once by ``POST .../entitlements/{id}/consume`` (an unknown one is 404, code
-10070), and ``create_entitlement`` also sends the ``ENTITLEMENT_CREATE`` dispatch.
+10070; a second consume is refused with a 400, as Discord refuses it), and
+``create_entitlement`` also sends the ``ENTITLEMENT_CREATE`` dispatch.
 An interaction can carry entitlements in its ``entitlements`` list.
 
 ``hold`` keeps matching REST calls unanswered until released (to kill a bot process
 while its request is in flight); a released call is answered 503 and changes
-nothing, as if it never reached Discord.
+nothing, as if it never reached Discord, unless released with ``reached=True``: then
+Discord acts on it (the answer goes to a process that may be gone).
 """
 
 from __future__ import annotations
@@ -107,8 +110,10 @@ class Hold:
     calls: list[Call] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
+    reached: bool = False
 
-    def release(self) -> None:
+    def release(self, *, reached: bool = False) -> None:
+        self.reached = reached
         self.released.set()
 
 
@@ -410,7 +415,8 @@ class FakeDiscord:
 
     def hold(self, predicate: str | Callable[[Call], bool], *, method: str | None = None) -> Hold:
         """Keep matching REST calls unanswered until ``release()``; then answer them
-        503 without acting on them (the request never reached Discord)."""
+        503 without acting on them (the request never reached Discord), or act on
+        them and answer as usual after ``release(reached=True)``."""
         hold = Hold(self._matcher(predicate, method))
         self._holds.append(hold)
         return hold
@@ -1037,7 +1043,10 @@ class FakeDiscord:
                 held.calls.append(call)
                 held.arrived.set()
                 await held.released.wait()
-                status, result = 503, {"code": 0, "message": "503: held, never delivered"}
+                if held.reached:
+                    status, result = await self._route(call)
+                else:
+                    status, result = 503, {"code": 0, "message": "503: held, never delivered"}
             elif injected is not None:
                 injected.times -= 1
                 status, result = injected.status, injected.body
@@ -1064,6 +1073,7 @@ class FakeDiscord:
     _ROUTES: tuple[tuple[str, str, str], ...] = (
         ("GET", r"/applications/(?P<app>\d+)/skus", "_r_skus"),
         ("GET", r"/applications/(?P<app>\d+)/entitlements", "_r_entitlements"),
+        ("GET", r"/applications/(?P<app>\d+)/entitlements/(?P<eid>\d+)", "_r_entitlement"),
         (
             "POST",
             r"/applications/(?P<app>\d+)/entitlements/(?P<eid>\d+)/consume",
@@ -1302,10 +1312,21 @@ class FakeDiscord:
         limit = max(1, min(100, int(q.get("limit") or 100)))
         return 200, [dict(e) for e in found[:limit]]
 
+    async def _r_entitlement(self, call: Call, app: str, eid: str) -> tuple[int, Any]:
+        ent = self.entitlements.get(int(eid))
+        if ent is None:
+            return 404, {"code": 10070, "message": "Unknown Entitlement"}
+        return 200, dict(ent)
+
     async def _r_consume(self, call: Call, app: str, eid: str) -> tuple[int, Any]:
         ent = self.entitlements.get(int(eid))
         if ent is None or ent["deleted"]:
             return 404, {"code": 10070, "message": "Unknown Entitlement"}
+        if ent["consumed"]:
+            # Discord refuses a second consume; its JSON code for it is not
+            # documented, so the bot must not depend on one (it reads the
+            # entitlement back instead).
+            return 400, {"code": 0, "message": "Entitlement already consumed"}
         ent["consumed"] = True
         return 204, None
 
