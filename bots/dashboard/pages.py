@@ -26,7 +26,7 @@ h1{font-size:1.4em;margin:.2em 0}h2{font-size:1.1em;margin:1.2em 0 .4em}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,480px),1fr));gap:12px}
 svg.chart{width:100%;height:auto;border:1px solid #eee;border-radius:8px}
 table{border-collapse:collapse;width:100%;font-size:.95em}
-td,th{border-bottom:1px solid #eee;padding:4px 6px;text-align:left}
+td,th{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;overflow-wrap:anywhere}
 td.n,th.n{text-align:right}.paused{color:#c62828;font-weight:bold}.ok{color:#2e7d32}
 form.inline{display:inline}input,button{font-size:1em;padding:6px}
 """

@@ -107,7 +107,7 @@ class Plan:
 
 def _volume(day_index: int, weekday: int, rnd: random.Random) -> int:
     """Jobs on a day: a bot growing over the month, quieter at weekends."""
-    growth = 25 + 85 * day_index / (DAYS - 1)
+    growth = 20 + 75 * day_index / (DAYS - 1)
     weekly = 0.65 if weekday >= 5 else 1.0
     return max(10, round(growth * weekly * rnd.uniform(0.75, 1.25)))
 
@@ -165,7 +165,7 @@ class TaskClock:
     so jobs that overlap in wall time are stamped with their own times."""
 
     def __init__(self, start: float) -> None:
-        self._now = contextvars.ContextVar("seed_now", default=start)
+        self._now: contextvars.ContextVar[float] = contextvars.ContextVar("seed_now", default=start)
 
     def __call__(self) -> float:
         return self._now.get()
@@ -236,23 +236,34 @@ class Month:
             return submitted.job_id
 
     async def route(self, job: Plan, paused_at: float) -> Route:
-        """From ``paused_at`` the first vendor's account is empty (402); while it is
-        out of the rotation it sees only the probe due every five minutes, as
+        """The vendor a job goes to, and what the vendors' health sees of it, in
+        time order (the health window counts faults as they come). From
+        ``paused_at`` the first vendor's account is empty (402); while it is out of
+        the rotation it sees only the probe due every five minutes, taken as
         ``JobService`` takes it (a read, and a write only to claim the probe)."""
-        first = self.member(VENDORS[0])
+        first, second = self.member(VENDORS[0]), self.member(VENDORS[1])
         self.clock.set(job.at)
         async with self.store.read() as tx:
-            in_rotation = await first.health.in_rotation(tx)
-        if not in_rotation:
+            asked = await first.health.in_rotation(tx)
+        probe = False
+        if not asked:
             async with self.store.transaction() as tx:
-                if not await first.health.take(tx, job.at):
-                    return Route(VENDORS[1], None)
-        if job.at >= paused_at:
+                asked = probe = await first.health.take(tx, job.at)
+        refusal: VendorError | None = None
+        if asked and job.at >= paused_at:
             # The pause, then each failed probe: the health code pushes the next one out.
             refusal = VendorOutOfCredits("402 payment required")
+        elif asked and job.failover:
+            refusal = VendorBusy("429 past the retries")
+        if refusal is not None:
             await first.health.after_error(refusal)
-            return Route(VENDORS[0], refusal)
-        return Route(VENDORS[0], VendorBusy("429 past the retries") if job.failover else None)
+        elif probe:
+            await first.health.clear()  # a probe that succeeds puts it back
+        serving = first if asked and refusal is None else second
+        if isinstance(job.failure, VendorError):
+            self.clock.set(job.at + job.took)
+            await serving.health.after_error(job.failure)
+        return Route(VENDORS[0] if asked else VENDORS[1], refusal)
 
     async def send(self, job: Plan, job_id: str, vendor: str, *, first: bool) -> None:
         """The worker's claim (first time) and the move to SUBMITTING at ``vendor``,
@@ -287,8 +298,6 @@ class Month:
         if route.refusal is not None:
             self.clock.advance(self.rnd.uniform(0.5, 2.0))
             assert nothing_billed(route.refusal)
-            if not isinstance(route.refusal, VendorOutOfCredits):  # already counted
-                await self.member(vendor).health.after_error(route.refusal)
             vendor = VENDORS[1]
             await self.send(job, job_id, vendor, first=False)
         self.clock.advance(job.took)
@@ -306,7 +315,6 @@ class Month:
         q = quote(member.preset, request)
         failure = job.failure
         if isinstance(failure, VendorError):
-            await member.health.after_error(failure)
             loss = min(q.hold, estimate) if failure.maybe_billed else 0
             await self.jobs.fail(job_id, failure, loss=loss, owner=OWNER)
             return
@@ -320,24 +328,28 @@ class Month:
                 JobState.DELIVERING,
                 owner=OWNER,
                 cost=cost,
-                result=JobResult(keys, None, balance_after=0).to_json(),
+                # Delivered or not, as ``mark_delivered`` would record it.
+                result=JobResult(
+                    keys, None, balance_after=0, delivered=0 if failure else n
+                ).to_json(),
             )
             assert moved
         if failure is not None:
             # The platform refused the images: the vendor billed them, nobody pays.
             await self.jobs.fail(job_id, failure, loss=cost, code="delivery_failed", owner=OWNER)
             return
-        await self.jobs.mark_delivered(job_id, n)
         await self.jobs.settle(job_id, cost)
 
-    async def now_in_flight(self, now: float) -> None:
+    async def now_in_flight(self, now: float, paused_at: float) -> None:
         """One job at the vendor and three waiting in the queues, as of ``now``."""
         users = [u for u, _ in USERS]
         running = Plan(now - 95, users[0], ("2K", "high", 1), None, 0, False)
-        self.clock.set(running.at)
+        route = await self.route(running, paused_at)  # the first vendor's next probe
         job_id = await self.submit(running)
         self.clock.advance(1.5)
-        await self.send(running, job_id, VENDORS[1], first=True)
+        await self.send(running, job_id, route.vendor, first=True)
+        if route.refusal is not None:
+            await self.send(running, job_id, VENDORS[1], first=False)
         for ago, user in ((70, users[2]), (40, users[1]), (15, users[4])):
             self.clock.set(now - ago)
             await self.submit(Plan(now - ago, user, ("1K", "medium", 1), None, 0, False))
@@ -390,6 +402,6 @@ async def seed_month(settings: Settings, now: float) -> None:
             await asyncio.gather(
                 *(month.run(job, route) for job, route in zip(wave, routes, strict=True))
             )
-        await month.now_in_flight(now)
+        await month.now_in_flight(now, paused_at)
     finally:
         await store.close()
