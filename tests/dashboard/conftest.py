@@ -18,7 +18,7 @@ from core.settings import Settings
 from core.stats import Stats
 from tests.conftest import RecordingFrontend
 from tests.core.conftest import database_url, make_settings  # noqa: F401 (fixtures)
-from tests.dashboard.month import CHAT_SECRET, seed_month, vendor_env
+from tests.dashboard.month import CHAT_SECRET, DAYS, seed_month, vendor_env
 
 TOKEN = "dashboard-token-0123456789abcdef"
 VENDOR_KEY = "sk-vendor-secret-key-0123456789"
@@ -37,7 +37,16 @@ SECRETS = (TOKEN, VENDOR_KEY, CHAT_SECRET)
 
 
 @pytest.fixture
-async def served(make_settings: Callable[..., Settings]) -> AsyncIterator[Served]:  # noqa: F811
+def month_days() -> int:
+    """Days of history to seed (a module overrides it for a shorter one)."""
+    return DAYS
+
+
+@pytest.fixture
+async def served(
+    make_settings: Callable[..., Settings],  # noqa: F811
+    month_days: int,
+) -> AsyncIterator[Served]:
     settings: Settings = make_settings(
         DASHBOARD_TOKEN=TOKEN,
         PRICE_MARKUP_PERCENT=25,
@@ -45,7 +54,7 @@ async def served(make_settings: Callable[..., Settings]) -> AsyncIterator[Served
         **vendor_env(),
     )
     now = time.time()
-    await seed_month(settings, now)
+    await seed_month(settings, now, month_days)
     # The dashboard process: it reads the database and runs no jobs.
     async with build_app(settings, sweep=False, work=False) as app:
         app.add_frontend(RecordingFrontend())

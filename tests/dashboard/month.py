@@ -105,11 +105,12 @@ class Plan:
     """The first vendor refused it (nothing billed) and the next one served."""
 
 
-def _volume(day_index: int, weekday: int, rnd: random.Random) -> int:
-    """Jobs on a day: a bot growing over the month, quieter at weekends."""
-    growth = 20 + 75 * day_index / (DAYS - 1)
+def _volume(progress: float, weekday: int, rnd: random.Random) -> int:
+    """Jobs on a day: a bot growing from about 12 a day to about 50 over the
+    month (``progress`` 0 to 1), quieter at weekends."""
+    growth = 12 + 38 * progress
     weekly = 0.65 if weekday >= 5 else 1.0
-    return max(10, round(growth * weekly * rnd.uniform(0.75, 1.25)))
+    return max(6, round(growth * weekly * rnd.uniform(0.7, 1.3)))
 
 
 def _failure(rnd: random.Random) -> VendorError | DeliveryFailed | None:
@@ -127,8 +128,8 @@ def _failure(rnd: random.Random) -> VendorError | DeliveryFailed | None:
     return None
 
 
-def plan(now: float, seed: int = 2026) -> list[Plan]:
-    """The month's jobs, oldest first: ``DAYS`` UTC days ending with ``now``'s,
+def plan(now: float, days: int = DAYS, seed: int = 2026) -> list[Plan]:
+    """The month's jobs, oldest first: ``days`` UTC days ending with ``now``'s,
     busiest in the European afternoon and evening; today's only up to ``now``."""
     rnd = random.Random(seed)
     today = int(now // DAY)
@@ -137,10 +138,13 @@ def plan(now: float, seed: int = 2026) -> list[Plan]:
     shapes = [s for s, _ in SHAPES]
     shape_weights = [w for _, w in SHAPES]
     jobs: list[Plan] = []
-    for i, day in enumerate(range(today - DAYS + 1, today + 1)):
+    for i, day in enumerate(range(today - days + 1, today + 1)):
         weekday = dt.datetime.fromtimestamp(day * DAY, dt.UTC).weekday()
         start = day * DAY
-        times = [start + rnd.gauss(16, 4.5) % 24 * 3600 for _ in range(_volume(i, weekday, rnd))]
+        times = [
+            start + rnd.gauss(16, 4.5) % 24 * 3600
+            for _ in range(_volume(i / max(1, days - 1), weekday, rnd))
+        ]
         for at in sorted(t for t in times if t < now - 600):
             shape = rnd.choices(shapes, shape_weights)[0]
             jobs.append(
@@ -196,6 +200,8 @@ class Month:
         self.rnd = random.Random(7)
         self.accounts: dict[str, int] = {}
         self.purchases = 0
+        self.first_out: bool | None = None
+        """The first vendor is out of the rotation (None: look)."""
 
     def member(self, name: str) -> PoolMember:
         found = self.jobs.pool.get(name)
@@ -243,10 +249,12 @@ class Month:
         ``JobService`` takes it (a read, and a write only to claim the probe)."""
         first, second = self.member(VENDORS[0]), self.member(VENDORS[1])
         self.clock.set(job.at)
-        async with self.store.read() as tx:
-            asked = await first.health.in_rotation(tx)
-        probe = False
-        if not asked:
+        if self.first_out is None:
+            # Looked at again only after its health changed (below), not per job.
+            async with self.store.read() as tx:
+                self.first_out = not await first.health.in_rotation(tx)
+        asked, probe = not self.first_out, False
+        if self.first_out:
             async with self.store.transaction() as tx:
                 asked = probe = await first.health.take(tx, job.at)
         refusal: VendorError | None = None
@@ -257,12 +265,15 @@ class Month:
             refusal = VendorBusy("429 past the retries")
         if refusal is not None:
             await first.health.after_error(refusal)
+            self.first_out = None
         elif probe:
             await first.health.clear()  # a probe that succeeds puts it back
+            self.first_out = None
         serving = first if asked and refusal is None else second
         if isinstance(job.failure, VendorError):
             self.clock.set(job.at + job.took)
             await serving.health.after_error(job.failure)
+            self.first_out = None
         return Route(VENDORS[0] if asked else VENDORS[1], refusal)
 
     async def send(self, job: Plan, job_id: str, vendor: str, *, first: bool) -> None:
@@ -288,6 +299,14 @@ class Month:
                 **fields,
             )
             assert moved
+
+    async def run_all(self, jobs: Sequence[tuple[Plan, Route]]) -> None:
+        """One user's jobs of a wave, one after the other. Not side by side: on
+        PostgreSQL, ``JobService.fail`` booking a loss (the user's account, then
+        the system accounts) and ``settle`` (system accounts first) can deadlock
+        when the same user's jobs end at the same moment."""
+        for job, route in jobs:
+            await self.run(job, route)
 
     async def run(self, job: Plan, route: Route) -> None:
         self.clock.set(job.at)
@@ -359,15 +378,15 @@ def _waves(jobs: Sequence[Plan], size: int) -> list[Sequence[Plan]]:
     return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
 
-# Jobs written side by side: their transactions share commits on SQLite (group
-# commit) and connections on PostgreSQL, as a busy bot's do.
+# Jobs written side by side (different users' at once): their transactions share
+# commits on SQLite (group commit) and connections on PostgreSQL, as a busy bot's do.
 WAVE = 64
 
 
-async def seed_month(settings: Settings, now: float) -> None:
-    """Write the month into ``settings``' database, as of ``now`` (``settings``
-    configures ``vendor_env()``)."""
-    clock = TaskClock(now - DAYS * DAY)
+async def seed_month(settings: Settings, now: float, days: int = DAYS) -> None:
+    """Write ``days`` days of history into ``settings``' database, as of ``now``
+    (``settings`` configures ``vendor_env()``)."""
+    clock = TaskClock(now - days * DAY)
     store = await open_store(settings.database_url, clock=clock)
     try:
         frontends = Frontends()
@@ -394,14 +413,15 @@ async def seed_month(settings: Settings, now: float) -> None:
             text=text,
         )
         month = Month(app, clock)
-        await month.start((int(now // DAY) - DAYS + 1) * DAY - 3600)
+        await month.start((int(now // DAY) - days + 1) * DAY - 3600)
         paused_at = now - 30 * 3600
-        for wave in _waves(plan(now), WAVE):
+        for wave in _waves(plan(now, days), WAVE):
             # Routing in time order (the vendor's state moves with it), then the jobs.
             routes = [await month.route(job, paused_at) for job in wave]
-            await asyncio.gather(
-                *(month.run(job, route) for job, route in zip(wave, routes, strict=True))
-            )
+            by_user: dict[str, list[tuple[Plan, Route]]] = {}
+            for job, route in zip(wave, routes, strict=True):
+                by_user.setdefault(job.user.key, []).append((job, route))
+            await asyncio.gather(*(month.run_all(jobs) for jobs in by_user.values()))
         await month.now_in_flight(now, paused_at)
     finally:
         await store.close()
