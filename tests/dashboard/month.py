@@ -5,13 +5,16 @@ classes, credit packs bought, the first vendor paused since yesterday by a 402,
 and a few jobs queued and running now.
 
 Written through the real code on a store whose clock the seed moves (storage
-stamps every row with it): core's intake (``JobService.submit``: the hold and
-the job row), the queue's claim, the state moves the worker makes, core's
-``settle`` and ``fail`` (the charge, the void and the vendor loss), the admin's
-top-up, ``Payments.credit`` for purchases and ``VendorHealth.after_error`` for the
-pause. Only the vendor call itself is skipped (the clock moves by the time it
-would take instead): the rollups are filled by the same triggers, from the same
-rows, as in production, and a month of jobs is written in a couple of seconds."""
+stamps every row with it, and core takes its time from the same clock): core's
+intake (``JobService.submit``: the hold and the job row), the claim and the state
+moves a worker makes (storage's ``take_over`` and ``transition``, with the vendor
+recorded), core's ``settle`` and ``fail`` (the charge, the void, the vendor loss),
+the admin's top-up, ``Payments.credit`` for purchases and ``VendorHealth`` for
+the pause, the probes and the fault window. Skipped: the vendor call, the images
+and the frontend's delivery (the clock moves by the time they would take, and the
+DELIVERING move records the delivered count ``mark_delivered`` would). So the
+ledger, the job rows and the rollups their triggers keep are the ones production
+writes, and a month (some 850 jobs) takes a few seconds instead of minutes."""
 
 from __future__ import annotations
 
@@ -190,7 +193,8 @@ class Route:
 
 
 class Month:
-    """The use cases of one process, on a store stamped by ``clock``."""
+    """The seed's steps, on the use cases of one process whose store and core are
+    stamped by ``clock``."""
 
     def __init__(self, app: Imagine, clock: TaskClock) -> None:
         self.app = app
@@ -397,9 +401,7 @@ async def seed_month(settings: Settings, now: float, days: int = DAYS) -> None:
             vendors=[(c.name, MockVendor(c.preset, latency=0)) for c in settings.vendors],
             text=text,
             frontends=frontends,
-            # Side by side in wall time, a user's jobs would trip the limits their
-            # own times (minutes apart) never reach.
-            limits=JobLimits(max_active=WAVE, per_minute=WAVE),
+            limits=JobLimits(settings.user_max_active_jobs, settings.user_jobs_per_minute),
             image_limits=ImageLimits(max_bytes=settings.max_image_bytes),
             concurrency=VendorLimit(store, ceiling=settings.vendor_concurrency_max, clock=clock),
             clock=clock,
@@ -421,7 +423,7 @@ async def seed_month(settings: Settings, now: float, days: int = DAYS) -> None:
             by_user: dict[str, list[tuple[Plan, Route]]] = {}
             for job, route in zip(wave, routes, strict=True):
                 by_user.setdefault(job.user.key, []).append((job, route))
-            await asyncio.gather(*(month.run_all(jobs) for jobs in by_user.values()))
+            await asyncio.gather(*(month.run_all(mine) for mine in by_user.values()))
         await month.now_in_flight(now, paused_at)
     finally:
         await store.close()
