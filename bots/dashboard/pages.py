@@ -23,12 +23,14 @@ h1{font-size:1.4em;margin:.2em 0}h2{font-size:1.1em;margin:1.2em 0 .4em}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:8px}
 .card{border:1px solid #e0e0e0;border-radius:8px;padding:8px 12px}
 .card b{display:block;font-size:1.5em}.muted{color:#757575;font-size:.9em}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,480px),1fr));gap:12px}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,480px),1fr));gap:12px;
+margin-top:12px}
 svg.chart{width:100%;height:auto;border:1px solid #eee;border-radius:8px}
 table{border-collapse:collapse;width:100%;font-size:.95em}
 td,th{border-bottom:1px solid #eee;padding:4px 6px;text-align:left}
 td.n,th.n{text-align:right}.paused{color:#c62828;font-weight:bold}.ok{color:#2e7d32}
-form.inline{display:inline}input,button{font-size:1em;padding:6px}
+td.why{overflow-wrap:anywhere}input,button{font-size:1em;padding:6px}
+.top{display:flex;flex-wrap:wrap;align-items:center;justify-content:space-between;gap:8px}
 """
 
 
@@ -135,7 +137,8 @@ def dashboard_page(report: StatsReport) -> str:
             '<td class="ok">healthy</td><td></td><td></td>'
             if v.state == HEALTHY
             else f'<td class="paused">{escape(v.state)}</td><td>{_when(v.since)}</td>'
-            f"<td>{escape(v.why or '')}; next probe {_when(v.probe_at)}</td>"
+            # An error code is one long word: it may break anywhere on a phone.
+            f'<td class="why">{escape(v.why or "")}<br>next probe {_when(v.probe_at)}</td>'
         )
         + "</tr>"
         for v in report.vendors
@@ -153,10 +156,10 @@ def dashboard_page(report: StatsReport) -> str:
         for n in (7, 30, 90)
     )
     body = (
-        '<h1>imagine-bot dashboard</h1><p class="muted">'
-        f"Last {days} UTC days ({_when(report.since)} to now) · {windows} · "
-        f"generated {_when(report.generated_at)} · "
-        '<form class="inline" method="post" action="/logout"><button>Log out</button></form></p>'
+        '<div class="top"><h1>imagine-bot dashboard</h1>'
+        '<form method="post" action="/logout"><button>Log out</button></form></div>'
+        f'<p class="muted">Last {days} UTC days ({_when(report.since)} to now) · {windows} · '
+        f"generated {_when(report.generated_at)}</p>"
         f'<div class="cards">{cards}</div>'
         f'<div class="grid"><div>{jobs_chart}</div><div>{money_chart}</div>'
         f"<div>{times_chart}</div><div>{users_chart}</div><div>{failures_chart}</div>"

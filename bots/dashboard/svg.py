@@ -70,11 +70,14 @@ def _axis(top: float) -> list[str]:
 
 
 def _x_labels(labels: Sequence[str], centre: list[float]) -> list[str]:
+    # At most about eight labels, counted back from the last: the newest day
+    # (today) always has its date.
     every = max(1, len(labels) // 8)
+    last = len(labels) - 1
     return [
         f'<text x="{x:.1f}" y="{_H - _BOTTOM + 16}" text-anchor="middle">{escape(label)}</text>'
         for i, (label, x) in enumerate(zip(labels, centre, strict=True))
-        if i % every == 0
+        if (last - i) % every == 0
     ]
 
 

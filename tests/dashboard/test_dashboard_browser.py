@@ -1,7 +1,8 @@
-"""The dashboard in a real headless Chromium (Debian's package): without the token
-the browser gets the login form and no figure; after logging in the charts are
-drawn, the numbers are the seeded ledger's, it fits a phone's width, and the
-screenshot shows it (set DASHBOARD_SCREENSHOT=docs/dashboard.png to keep a copy)."""
+"""The dashboard in a real headless Chromium (Debian's package), on a month of
+seeded history: without the token the browser gets the login form and no figure;
+after logging in the charts are drawn, the numbers are the ledger's and the job
+rows', it fits a phone's width, and the screenshot shows it (set
+DASHBOARD_SCREENSHOT=docs/dashboard.png to keep a copy)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from PIL import Image
 
 from bots.dashboard.svg import SUCCEEDED
 from tests.dashboard.cdp import CHROMIUM, chromium
-from tests.dashboard.conftest import TOKEN, Served
+from tests.dashboard.conftest import SECRETS, TOKEN, Served
+from tests.dashboard.expected import expected
+from tests.dashboard.month import DAYS, VENDORS
 
 # CI installs it (.ci/run) and must not skip silently.
 pytestmark = pytest.mark.skipif(
@@ -35,10 +38,8 @@ CHART_SHAPES = """
 
 
 async def test_the_page_in_a_browser(served: Served, tmp_path: Path) -> None:
-    async with served.app.store.read() as tx:
-        totals = await served.app.store.ledger.totals(tx)
-    loss = -totals["system:vendor_loss"]
-    charged = totals["system:revenue"] - loss
+    want = await expected(served.app, served.now, DAYS)
+    assert want.jobs > 20 * DAYS and want.failed > 0 and want.purchases > 0
 
     async with chromium(tmp_path / "profile") as page:
         # No token: the login form, and not one figure, on the page and the API.
@@ -59,19 +60,28 @@ async def test_the_page_in_a_browser(served: Served, tmp_path: Path) -> None:
         await page.wait_for("document.readyState === 'complete'")
 
         shapes = {c["label"]: c for c in await page.eval(CHART_SHAPES)}
-        assert shapes["Jobs per day by outcome"]["bars"] >= 2  # succeeded + failed today
+        # One bar per day and outcome that had a job: the whole month is drawn.
+        assert shapes["Jobs per day by outcome"]["bars"] == want.job_bars > DAYS
         assert shapes["Credits charged vs vendor cost"]["lines"] == 2
-        assert shapes["Top users by credits charged"]["bars"] == 2
-        assert shapes["Failures by class"]["bars"] == 1
-        assert shapes["Job time p50 / p95 by vendor and size tier"]["bars"] == 2
+        assert shapes["Top users by credits charged"]["bars"] == len(want.top_users) > 3
+        assert shapes["Failures by class"]["bars"] == len(want.failures) > 2
+        times = shapes["Job time p50 / p95 by vendor and size tier"]
+        assert times["bars"] == 2 * len(want.timed) >= 2 * 3 * len(VENDORS)
 
         value = "Number(document.getElementById({!r}).dataset.value)"
-        assert await page.eval(value.format("charged")) == charged
-        assert await page.eval(value.format("jobs")) == 5
-        assert await page.eval(value.format("vendor-cost")) == round((charged + loss) / 1.25)
-        assert await page.eval(value.format("margin")) == charged - round((charged + loss) / 1.25)
+        for key, figure in (
+            ("charged", want.charged),
+            ("jobs", want.jobs),
+            ("vendor-cost", want.vendor_cost),
+            ("margin", want.margin),
+            ("purchases", want.purchases),
+            ("queued", want.queued),
+            ("running", want.running),
+        ):
+            assert await page.eval(value.format(key)) == figure, key
         text = await page.eval("document.body.innerText")
-        assert TOKEN not in text and "test:@alice" in text
+        assert all(secret not in text for secret in SECRETS)
+        assert want.top_users[0][0] in text and "paused" in text
 
         shot = tmp_path / "dashboard.png"
         await page.screenshot(shot)

@@ -1,6 +1,7 @@
 """The dashboard over HTTP with a real client: nothing without the token (401), a
 wrong one refused (403), Bearer and the login cookie let in, the figures are the
-ledger's and no secret is on the page."""
+ledger's and the job rows' (for the window asked, not the whole month) and no
+secret is on the page."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ from core.errors import ConfigError
 from core.redaction import secrets_from
 from core.settings import Settings, load_settings
 from tests.conftest import base_env
-from tests.dashboard.conftest import CHAT, TOKEN, VENDOR_KEY, Served
+from tests.dashboard.conftest import SECRETS, TOKEN, Served
+from tests.dashboard.expected import expected
+from tests.dashboard.month import VENDORS
+
+
+@pytest.fixture
+def month_days() -> int:
+    """Enough history for a 7-day window to leave some out, and quick to write."""
+    return 10
+
 
 ROUTES = [("GET", "/"), ("GET", "/?days=7"), ("GET", "/api/stats"), ("POST", "/logout")]
 
@@ -50,19 +60,34 @@ async def test_bearer_token_reads_the_ledgers_figures(served: Served) -> None:
         assert r.status == 200
         assert r.headers["Cache-Control"] == "no-store"
         data = await r.json()
-    async with served.app.store.read() as tx:
-        totals = await served.app.store.ledger.totals(tx)
-    loss = -totals["system:vendor_loss"]
-    charged = totals["system:revenue"] - loss
-    assert data["totals"]["charged"] == charged > 0
-    assert data["totals"]["loss"] == loss > 0
+    want = await expected(served.app, served.now, 7)
+    whole = await expected(served.app, served.now, 10)
+    assert 0 < want.jobs < whole.jobs  # the window leaves the older days out
+    totals = data["totals"]
+    assert (totals["jobs"], totals["succeeded"], totals["failed"]) == (
+        want.jobs,
+        want.succeeded,
+        want.failed,
+    )
+    assert (totals["charged"], totals["loss"]) == (want.charged, want.loss)
+    assert want.charged > 0 and want.loss > 0
     # 25 % markup: the vendor billed four fifths of what was charged and lost.
-    assert data["totals"]["vendor_cost"] == round((charged + loss) * 100 / 125)
-    assert (data["totals"]["jobs"], data["totals"]["failed"]) == (5, 1)
+    assert totals["vendor_cost"] == round((want.charged + want.loss) * 100 / 125)
+    assert totals["margin"] == want.margin
+    assert (totals["purchases"], totals["purchased"]) == (want.purchases, want.purchased)
     assert len(data["days"]) == 7
-    assert [u["name"] for u in data["top_users"]] == ["test:@alice", "test:bob"]
-    assert data["failures"] == [{"error": "delivery_failed", "count": 1}]
-    assert data["vendors"][0]["state"] == "healthy"
+    assert [(u["name"], u["charged"]) for u in data["top_users"]] == want.top_users
+    assert {f["error"]: f["count"] for f in data["failures"]} == want.failures
+    assert {(t["vendor"], t["tier"]) for t in data["times"]} == want.timed
+    assert [(v["name"], v["state"]) for v in data["vendors"]] == [
+        (VENDORS[0], "paused"),
+        (VENDORS[1], "healthy"),
+    ]
+    assert data["vendors"][0]["why"] == "vendor_out_of_credits"
+    assert data["vendors"][0]["probe_at"] > served.now - 300
+    queue = data["queue"]
+    assert sum(q["queued"] for q in queue) == want.queued > 0
+    assert sum(q["running"] for q in queue) == want.running > 0
 
 
 async def test_the_login_form_sets_a_strict_httponly_cookie(served: Served) -> None:
@@ -77,7 +102,7 @@ async def test_the_login_form_sets_a_strict_httponly_cookie(served: Served) -> N
             assert r.status == 200
             page = await r.text()
         assert 'id="charged"' in page and "<svg" in page
-        for secret in (TOKEN, VENDOR_KEY, CHAT.data["token"]):
+        for secret in SECRETS:
             assert secret not in page
         async with http.post("/logout", allow_redirects=False) as r:
             assert r.status == 303
