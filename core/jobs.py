@@ -677,13 +677,16 @@ class JobService:
             job = await self.store.jobs.get(tx, job_id)
             if job is None or job.hold_id is None or job.state != JobState.DELIVERING:
                 return
+            # The loss first: it locks system accounts only, and the ledger's one
+            # lock order (system accounts, holds, users) keeps concurrent job ends
+            # from deadlocking on PostgreSQL.
+            if loss > 0:
+                await self._book_loss(tx, job_id, loss, "partly_delivered")
             resolution = await self.store.ledger.post(
                 tx, job.hold_id, cost, transfer_id=f"charge:{job_id}"
             )
             if resolution.already and resolution.status != "posted":
                 log.error("job %s delivered after its hold was %s", job_id, resolution.status)
-            if loss > 0:
-                await self._book_loss(tx, job_id, loss, "partly_delivered")
             ended = await self.store.jobs.transition(
                 tx,
                 job_id,
@@ -731,10 +734,10 @@ class JobService:
                 return False
             if owner is not None and job.claimed_by != owner:
                 return False
+            if loss > 0:  # before the hold: the ledger's lock order (see settle)
+                await self._book_loss(tx, job_id, loss, error_code)
             if job.hold_id is not None:
                 await self.store.ledger.void(tx, job.hold_id, error_code)
-            if loss > 0:
-                await self._book_loss(tx, job_id, loss, error_code)
             ended = await self.store.jobs.transition(
                 tx,
                 job_id,

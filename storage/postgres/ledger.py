@@ -6,9 +6,13 @@ resolved exactly once, domain errors raised before anything is written), with
 row locks instead of SQLite's database-wide write lock:
 
 * Every operation that changes balances first locks the account rows involved
-  (``SELECT ... FOR UPDATE`` with ``ORDER BY id``: always ascending, so two
-  transactions never wait on each other in a cycle) and decides under the lock;
-  post/void/expire lock the hold row first.  Under READ COMMITTED each later
+  (``SELECT ... FOR UPDATE``) and decides under the lock.  One transaction may make
+  several such calls (a job's end: the charge or the void, and a vendor loss), so
+  the order is one for the whole transaction, not per statement: system accounts
+  first (by id), then hold rows, then user accounts (by id).  ``post`` therefore
+  locks ``system:revenue`` before its hold, and a caller that books a vendor loss
+  does so before it touches the hold (``core.jobs``).  Two transactions then never
+  wait on each other in a cycle.  Under READ COMMITTED each later
   statement sees what the previous lock holder committed, so the availability check
   and the exactly-once check are exact across processes.
 * Rows with caller-supplied ids (transfers, holds) are inserted with
@@ -61,7 +65,8 @@ from storage.postgres.store import Clock, PgTx, pg_tx
 
 SQL_ACCOUNT_BY_ID: Final = f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1"
 SQL_LOCK_ACCOUNTS: Final = (
-    f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"
+    f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ANY($1::bigint[]) "
+    "ORDER BY kind <> 'system', id FOR UPDATE"
 )
 SQL_TRANSFER_BY_ID: Final = f"SELECT {TRANSFER_COLS} FROM transfers WHERE transfer_id = $1"
 SQL_HOLD_BY_ID: Final = f"SELECT {HOLD_COLS} FROM holds WHERE id = $1"
@@ -118,8 +123,9 @@ class PgLedger:
         return account_from_row(row)
 
     async def _lock(self, t: PgTx, *ids: int) -> dict[int, Account]:
-        """Lock the accounts ``ids`` (ascending id order); the ones that exist."""
-        rows = await t.fetch(SQL_LOCK_ACCOUNTS, sorted(set(ids)))
+        """Lock the accounts ``ids`` (system accounts first, then by id); the ones
+        that exist."""
+        rows = await t.fetch(SQL_LOCK_ACCOUNTS, list(set(ids)))
         return {int(r["id"]): account_from_row(r) for r in rows}
 
     async def find_account(self, tx: Tx, platform: str, external_id: str) -> Account | None:
@@ -472,6 +478,7 @@ class PgLedger:
         revenue = await self._system_id(t, SYSTEM_REVENUE)
         tid = transfer_id or f"charge:{hold_id}"
         now = self._clock()
+        await self._lock(t, revenue)  # a system account before the hold (see above)
         hold = await self._lock_hold(t, hold_id)
         if hold.status != "pending":
             return existing_resolution(hold)
