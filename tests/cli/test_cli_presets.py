@@ -4,6 +4,8 @@ right one-line reason with a non-zero exit on failure."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,9 @@ from typing import Any
 import pytest
 
 from bots.cli import main
+from core.bootstrap import build_app
+from core.ports import UserRef
+from core.settings import load_settings
 from tests.fakes.images import png_bytes
 from tests.fakes.threaded import threaded
 from tests.fakes.vendor_base import Fault
@@ -183,6 +188,27 @@ def test_credits_commands(
         capsys, "imagine", "x", "--quality", "high", "--n", "4", "--user", "telegram:7"
     )
     assert code == 1 and "16" in err and "12" in err
+
+
+def test_credits_history_names_a_purchase_by_its_charge_id(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WELCOME_CREDITS", "0")
+    monkeypatch.setenv("CREDIT_PACKS", "100:50")
+    monkeypatch.delenv("VENDOR_CONFIG")
+
+    async def buy() -> None:
+        settings = load_settings(dict(os.environ), env_file=None)
+        async with build_app(settings, sweep=False) as app:
+            [pack] = app.payments.packs("telegram")
+            buyer = UserRef("telegram", "7")
+            await app.payments.credit_stars(buyer, "stars-charge-1", pack.payload, 50, "XTR")
+
+    asyncio.run(buy())
+    code, out, _ = _run(capsys, "credits", "history", "telegram:7")
+    assert code == 0 and "balance 100" in out[0]
+    [line] = [line for line in out if "purchase" in line]
+    assert "+100" in line and "stars-charge-1" in line
 
 
 @pytest.mark.parametrize(
