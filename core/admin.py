@@ -37,11 +37,14 @@ class HistoryEntry:
 
     @classmethod
     def of(cls, account_id: int, transfer: Transfer) -> HistoryEntry:
+        # A note the ledger wrote itself ("welcome grant") is English for operators;
+        # the kind already says it in the user's language.
+        note = "" if transfer.actor == "system" else transfer.reason or ""
         return cls(
             transfer.created_at,
             transfer.kind,
             transfer.delta_for(account_id),
-            transfer.reason or "",
+            note,
             transfer.job_id,
         )
 

@@ -156,6 +156,18 @@ async def test_the_console_speaks_the_chosen_language(
     assert "imagine-bot credits topup console:local 100" in lines[-1]
 
 
+async def test_history_in_another_language_has_no_english_ledger_notes(
+    chat: tuple[ConsoleChat, list[str]],
+) -> None:
+    console, lines = chat
+    await console.handle("/settings lang=ja")
+    lines.clear()
+    await console.handle("/history")
+    [history] = lines
+    assert console.app.text.t("history.kind.grant", "ja") in history
+    assert not re.search(r"[A-Za-z]{3,}", history.replace("/show", "")), history
+
+
 def _start_on_a_terminal(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     controller, terminal = pty.openpty()
     env = {**os.environ, **_env(tmp_path), "PYTHONPATH": str(ROOT)}
