@@ -85,7 +85,14 @@ class Imagine:
         self.drafts = Drafts(store)
         self.admin = CreditAdmin(store, settings.admin_ids, self._account, jobs.pool)
         self.shows = Shows(store, files, text, self.is_admin, settings.default_locale)
-        self.payments = Payments(store, settings, self.admin, self._account)
+        self.payments = Payments(
+            store,
+            settings,
+            self.admin,
+            self._account,
+            text=text,
+            alert_admins=frontends.alert_admins,
+        )
         self.throttle = Throttle(settings.user_actions_per_minute, settings.user_actions_burst)
         # Set by the composition root; frontends call ``app.sweep()`` once registered.
         self.sweeper: Sweeper | None = None

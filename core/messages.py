@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from core.types import ImageRequest
     from core.vendor_health import VendorState
     from core.vendors.preset import Preset
+    from storage.interfaces import Payment
 
 log = logging.getLogger(__name__)
 
@@ -305,11 +306,22 @@ class Messages:
                     credits=p.credits,
                     amount=p.amount,
                     currency=p.currency,
-                    status=self.t(f"payments.status.{p.status}", locale),
+                    status=self.t(self._payment_status(p), locale),
                     charge_id=p.charge_id,
                 )
             )
         return "\n".join(lines)
+
+    @staticmethod
+    def _payment_status(p: Payment) -> str:
+        if p.platform_refunded_at is None:
+            return f"payments.status.{p.status}"
+        # Refunded by the platform: the credits went back, or had been spent.
+        return (
+            "payments.status.platform_spent"
+            if p.status == "credited"
+            else ("payments.status.platform_refunded")
+        )
 
     def vendors(self, locale: str | None, states: Sequence[VendorState]) -> str:
         """Each configured vendor's state, for the admin ``/jobs``."""

@@ -10,13 +10,20 @@ The buyer is told their new balance once: whoever tells them first claims the
 payment's notice (``claim_notice``), so a redelivery, a second process or the next
 start after a crash between crediting and telling tells them if nobody had, and
 never twice. A crash between the claim and the message itself loses that one
-message (the balance is right either way, and ``/balance`` shows it)."""
+message (the balance is right either way, and ``/balance`` shows it).
+
+A platform can refund a purchase itself (Discord deletes the entitlement):
+``platform_refunded`` takes the credits back by the same ``purchase_refund``
+transfer as an admin's refund, with the platform as the actor, once per payment
+(``platform_refunded_at``); when the user has spent them nothing is taken, the
+payment keeps its status with that mark, and the admins are alerted once."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 from core.admin import AccountOf, CreditAdmin
 from core.errors import PackUnavailable, RefundRefused, RefundUnconfirmed, UnknownPayment
@@ -26,10 +33,15 @@ from core.settings import Settings
 from storage.errors import InsufficientFunds
 from storage.interfaces import SYSTEM_SALES, Payment, Store
 
+if TYPE_CHECKING:
+    from core.messages import Messages
+
 log = logging.getLogger(__name__)
 
 PURCHASE = "purchase"
 PURCHASE_REFUND = "purchase_refund"
+
+PLATFORM_NAMES = {"discord": "Discord", "telegram": "Telegram"}
 
 RefundOnPlatform = Callable[[Payment, UserRef], Awaitable[None]]
 """Asks the platform to return the money; returns when it did (or says it already
@@ -68,6 +80,22 @@ class Refund:
 
 
 @dataclass(frozen=True, slots=True)
+class PlatformRefund:
+    """What the bot did about a purchase the platform refunded itself."""
+
+    payment: Payment
+    """As it was before this refund."""
+    user: UserRef
+    balance: int
+    """The user's balance now."""
+    outcome: Literal["taken", "spent", "already"]
+    """``taken``: the credits were taken back now (tell the user). ``spent``: the
+    user had spent them, nothing was taken and the admins were alerted.
+    ``already``: acted on before (a redelivery, the next start), or an admin had
+    taken the credits back: nothing happened now."""
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """A buyer nobody has told about their purchase yet."""
 
@@ -84,12 +112,21 @@ class PaymentSummary:
 
 class Payments:
     def __init__(
-        self, store: Store, settings: Settings, admin: CreditAdmin, account_of: AccountOf
+        self,
+        store: Store,
+        settings: Settings,
+        admin: CreditAdmin,
+        account_of: AccountOf,
+        *,
+        text: Messages,
+        alert_admins: Callable[[str], Awaitable[None]],
     ) -> None:
         self.store = store
         self.settings = settings
         self.admin = admin
         self._account_of = account_of
+        self.text = text
+        self._alert_admins = alert_admins
 
     # --- the shop ------------------------------------------------------------------
 
@@ -207,6 +244,93 @@ class Payments:
                 user = UserRef(platform, account.external_id, account.username)
                 found.append(Notice(payment, user, balance))
         return found
+
+    # --- the platform's own refunds ---------------------------------------------------
+
+    async def platform_refunded(self, platform: str, charge_id: str) -> PlatformRefund | None:
+        """The platform refunded this charge itself (Discord deleted the entitlement);
+        None when it is not a payment of ours. Only a platform's event or its listing
+        reaches this: no command does, so no admin is asked."""
+        actor = f"{platform}:platform"
+        outcome: Literal["taken", "spent", "already"] = "already"
+        async with self.store.transaction() as tx:
+            payment = await self.store.payments.get(tx, platform, charge_id)
+            if payment is None:
+                return None
+            account = await self.store.ledger.get_account(tx, payment.account_id)
+            user = UserRef(platform, account.external_id, account.username)
+            if payment.platform_refunded_at is None:
+                took = spent = False
+                if payment.status == "credited":
+                    sales = await self.store.ledger.system_account(tx, SYSTEM_SALES)
+                    try:
+                        # The admin refund's transfer id: whichever comes first takes
+                        # the credits, the other one takes nothing more.
+                        await self.store.ledger.transfer(
+                            tx,
+                            f"{PURCHASE_REFUND}:{platform}:{charge_id}",
+                            account.id,
+                            sales.id,
+                            payment.credits,
+                            PURCHASE_REFUND,
+                            actor=actor,
+                            reason=f"{platform} {charge_id}",
+                        )
+                        took = True
+                    except InsufficientFunds:
+                        spent = True  # raised before anything was written
+                # The mark after the ledger, the order an admin refund locks in.
+                if await self.store.payments.mark_platform_refunded(tx, platform, charge_id):
+                    if took:
+                        await self.store.payments.set_status(
+                            tx, platform, charge_id, "credited", "refunded"
+                        )
+                        outcome = "taken"
+                    elif spent:
+                        outcome = "spent"
+                    else:  # an admin took them back; the platform returned the money
+                        await self.store.payments.set_status(
+                            tx, platform, charge_id, "refunding", "refunded"
+                        )
+                    # Nothing is left to consume, and no "credits added" DM is due.
+                    await self.store.payments.mark_consumed(tx, platform, charge_id)
+                    await self.store.payments.claim_notice(tx, platform, charge_id)
+                    await self.store.audit.record(
+                        tx,
+                        actor,
+                        PURCHASE_REFUND,
+                        user.key,
+                        f"{platform} {charge_id} refunded by the platform: "
+                        + {
+                            "taken": f"{payment.credits} credits taken back",
+                            "spent": f"{payment.credits} credits already spent, none taken",
+                            "already": "credits taken back before",
+                        }[outcome],
+                        True,
+                    )
+            balance = (await self.store.ledger.balance(tx, account.id)).available
+        if outcome == "taken":
+            log.info("%s refunded %s; %d credits taken back", platform, charge_id, payment.credits)
+        elif outcome == "spent":
+            log.warning(
+                "%s refunded %s but %s spent its %d credits; nothing taken back",
+                platform,
+                charge_id,
+                user.key,
+                payment.credits,
+            )
+            await self._alert_admins(
+                self.text.t(
+                    "alert.platform_refund_spent",
+                    None,
+                    platform=PLATFORM_NAMES.get(platform, platform),
+                    user=account.name,
+                    charge_id=charge_id,
+                    credits=payment.credits,
+                    balance=balance,
+                )
+            )
+        return PlatformRefund(payment, user, balance, outcome)
 
     # --- admins --------------------------------------------------------------------
 

@@ -280,6 +280,10 @@ class Payment:
     updated_at: float = 0.0
     notified_at: float | None = None
     """When the buyer was told their new balance (None = not yet)."""
+    platform_refunded_at: float | None = None
+    """When the bot acted on the platform's own refund of it (Discord deleted the
+    entitlement); None = the platform has not refunded it. With status ``credited``
+    the credits had been spent and stayed with the user."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -619,6 +623,11 @@ class PaymentRepo(Protocol):
 
     async def unnotified(self, tx: Tx, platform: str, limit: int = 100) -> list[Payment]:
         """Credited payments whose buyer was never told, oldest first."""
+        ...
+
+    async def mark_platform_refunded(self, tx: Tx, platform: str, charge_id: str) -> bool:
+        """Set ``platform_refunded_at`` unless it is set: True for exactly one caller,
+        who acts on the platform's refund."""
         ...
 
 

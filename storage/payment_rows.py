@@ -9,7 +9,7 @@ from storage.interfaces import Payment, PaymentStatus
 
 PAYMENT_COLS: Final = (
     "platform, charge_id, account_id, credits, amount, currency, pack, transfer_id, "
-    "status, consumed_at, created_at, updated_at, notified_at"
+    "status, consumed_at, created_at, updated_at, notified_at, platform_refunded_at"
 )
 PAYMENT_STATUSES: Final = ("credited", "refunding", "refunded")
 
@@ -29,4 +29,7 @@ def payment_from_row(row: Any) -> Payment:
         created_at=float(row["created_at"]),
         updated_at=float(row["updated_at"]),
         notified_at=None if row["notified_at"] is None else float(row["notified_at"]),
+        platform_refunded_at=(
+            None if row["platform_refunded_at"] is None else float(row["platform_refunded_at"])
+        ),
     )

@@ -11,7 +11,12 @@ still holds as unconsumed, and a refused consume reads the entitlement back, so 
 row Discord calls consumed (or no longer knows) is marked consumed and nothing more
 is credited. The buyer gets one DM with their new balance after the consume, sent
 by whoever claims the payment's notice first, so the start after such a crash
-sends the DM the crashed process never sent."""
+sends the DM the crashed process never sent.
+
+When Discord refunds a purchase it deletes the entitlement (``on_entitlement_delete``,
+or a deleted one in the start's listing): the credits are taken back once and the
+buyer gets a DM, or, spent already, nothing is taken and the admins are alerted
+(``Payments.platform_refunded``)."""
 
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from core.payments import Purchase
+from core.payments import PlatformRefund, Purchase
 from core.ports import UserRef
 from storage.interfaces import Payment
 
@@ -74,6 +79,10 @@ class BuyCog(commands.Cog):
         await self.redeem(entitlement, tell=True)
 
     @commands.Cog.listener()
+    async def on_entitlement_delete(self, entitlement: discord.Entitlement) -> None:
+        await self.refunded(entitlement)
+
+    @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         for entitlement in interaction.entitlements:
             await self.redeem(entitlement, tell=True)
@@ -95,11 +104,15 @@ class BuyCog(commands.Cog):
         # Payments we hold as unconsumed: a crash before or after Discord consumed them.
         pending = {p.charge_id: p for p in await app.payments.unconsumed(PLATFORM)}
         try:
+            # Deleted ones too: Discord refunded them, maybe while the bot was down.
             async for entitlement in self.bot.entitlements(
-                limit=None, skus=skus, exclude_ended=True
+                limit=None, skus=skus, exclude_ended=True, exclude_deleted=False
             ):
-                done = entitlement.consumed or entitlement.deleted
-                if pending.pop(str(entitlement.id), None) is None and done:
+                if entitlement.deleted:
+                    pending.pop(str(entitlement.id), None)
+                    await self.refunded(entitlement)
+                    continue
+                if pending.pop(str(entitlement.id), None) is None and entitlement.consumed:
                     continue  # settled long ago: the listing shows every purchase
                 if await self.redeem(entitlement, tell=True) is not None:
                     redeemed += 1
@@ -132,7 +145,10 @@ class BuyCog(commands.Cog):
 
     async def redeem(self, entitlement: discord.Entitlement, *, tell: bool) -> Purchase | None:
         app = self.bot.app
-        if entitlement.consumed or entitlement.deleted:
+        if entitlement.deleted:
+            await self.refunded(entitlement)
+            return None
+        if entitlement.consumed:
             # Nothing left to do on Discord. If we credited it, our row may still say
             # unconsumed (a crash right after Discord consumed it): settle it; the
             # buyer nobody told is told by the start's reconcile. Never credited now.
@@ -163,6 +179,27 @@ class BuyCog(commands.Cog):
             await self._tell(user, purchase.payment, purchase.balance)
         return purchase
 
+    async def refunded(self, entitlement: discord.Entitlement) -> PlatformRefund | None:
+        """Discord deleted the entitlement (a refund): see ``Payments.platform_refunded``;
+        None when it was never credited here (another SKU, or not bought through
+        this bot's database)."""
+        app = self.bot.app
+        done = await app.payments.platform_refunded(PLATFORM, str(entitlement.id))
+        if done is not None and done.outcome == "taken":
+            locale = (await app.profile(done.user)).locale
+            await self._dm(
+                done.user,
+                done.payment.charge_id,
+                app.text.t(
+                    "payments.platform_refunded",
+                    locale,
+                    platform="Discord",
+                    credits=done.payment.credits,
+                    balance=done.balance,
+                ),
+            )
+        return done
+
     async def _consumed_on_discord(self, entitlement_id: int) -> bool:
         """True if Discord reports the entitlement consumed (or no longer knows it)."""
         try:
@@ -180,9 +217,12 @@ class BuyCog(commands.Cog):
             return  # told before (a redelivery, or another process was first)
         locale = (await app.profile(user)).locale
         thanks = app.text.t("payments.credited", locale, credits=payment.credits, balance=balance)
+        await self._dm(user, payment.charge_id, thanks)
+
+    async def _dm(self, user: UserRef, charge_id: str, message: str) -> None:
         try:
             channel = await self.bot.create_dm(discord.Object(int(user.user_id)))
-            await channel.send(thanks)
+            await channel.send(message)
         except discord.HTTPException as err:
             # Mostly DMs closed to the bot: not retried, /balance shows the credits.
-            log.info("could not DM %s about entitlement %s: %s", user.key, payment.charge_id, err)
+            log.info("could not DM %s about entitlement %s: %s", user.key, charge_id, err)

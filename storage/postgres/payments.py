@@ -27,7 +27,7 @@ class PgPayments:
         # the first commits, then does nothing: exactly one caller sees True.
         status = await t.execute(
             f"INSERT INTO payments ({PAYMENT_COLS}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
             "ON CONFLICT (platform, charge_id) DO NOTHING",
             payment.platform,
             payment.charge_id,
@@ -42,6 +42,7 @@ class PgPayments:
             now,
             now,
             payment.notified_at,
+            payment.platform_refunded_at,
         )
         row = await t.fetchrow(_BY_KEY, payment.platform, payment.charge_id)
         if row is None:  # pragma: no cover - the insert or the conflict row is there
@@ -113,3 +114,14 @@ class PgPayments:
             limit,
         )
         return [payment_from_row(r) for r in rows]
+
+    async def mark_platform_refunded(self, tx: Tx, platform: str, charge_id: str) -> bool:
+        now = self._clock()
+        status = await pg_tx(tx, write=True).execute(
+            "UPDATE payments SET platform_refunded_at = $1, updated_at = $1 "
+            "WHERE platform = $2 AND charge_id = $3 AND platform_refunded_at IS NULL",
+            now,
+            platform,
+            charge_id,
+        )
+        return _updated(status)

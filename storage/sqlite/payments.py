@@ -26,7 +26,7 @@ class SqlitePayments:
         def op(con: sqlite3.Connection) -> bool:
             cur = con.execute(
                 f"INSERT INTO payments ({PAYMENT_COLS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (platform, charge_id) DO NOTHING",
                 (
                     *key,
@@ -41,6 +41,7 @@ class SqlitePayments:
                     now,
                     now,
                     payment.notified_at,
+                    payment.platform_refunded_at,
                 ),
             )
             return cur.rowcount == 1
@@ -121,3 +122,17 @@ class SqlitePayments:
             (platform, limit),
         )
         return [payment_from_row(r) for r in rows]
+
+    async def mark_platform_refunded(self, tx: Tx, platform: str, charge_id: str) -> bool:
+        t = sqlite_tx(tx, write=True)
+        now = self._clock()
+        return await t.call(
+            lambda con: (
+                con.execute(
+                    "UPDATE payments SET platform_refunded_at = ?, updated_at = ? "
+                    "WHERE platform = ? AND charge_id = ? AND platform_refunded_at IS NULL",
+                    (now, now, platform, charge_id),
+                ).rowcount
+                == 1
+            )
+        )
