@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import discord
@@ -104,10 +105,7 @@ class BuyCog(commands.Cog):
         # Payments we hold as unconsumed: a crash before or after Discord consumed them.
         pending = {p.charge_id: p for p in await app.payments.unconsumed(PLATFORM)}
         try:
-            # Deleted ones too: Discord refunded them, maybe while the bot was down.
-            async for entitlement in self.bot.entitlements(
-                limit=None, skus=skus, exclude_ended=True, exclude_deleted=False
-            ):
+            async for entitlement in self._listing(skus):
                 if entitlement.deleted:
                     pending.pop(str(entitlement.id), None)
                     await self.refunded(entitlement)
@@ -126,6 +124,27 @@ class BuyCog(commands.Cog):
             if notice.payment.consumed_at is not None:  # else the entitlement is still due
                 await self._tell(notice.user, notice.payment, notice.balance)
         return redeemed
+
+    async def _listing(self, skus: list[discord.Object]) -> AsyncIterator[discord.Entitlement]:
+        """Every entitlement for these SKUs, deleted ones too (Discord refunded them,
+        maybe while the bot was down), oldest first. ``Client.entitlements`` drops
+        ``exclude_deleted`` when it pages forward (discord.py 2.7), so this pages
+        the same REST call itself."""
+        after: int | None = None
+        while True:
+            page = await self.bot.http.get_entitlements(
+                self.bot.application_id,  # type: ignore[arg-type]  # set once logged in
+                sku_ids=[s.id for s in skus],
+                after=after,
+                limit=100,
+                exclude_ended=True,
+                exclude_deleted=False,
+            )
+            for data in page:
+                yield discord.Entitlement(self.bot._connection, data)
+            if len(page) < 100:
+                return
+            after = int(page[-1]["id"])
 
     async def _recheck(self, payment: Payment) -> int:
         """One payment we hold as unconsumed, settled by what Discord says of its

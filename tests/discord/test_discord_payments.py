@@ -387,3 +387,181 @@ async def test_a_consume_refused_as_already_done_settles_the_payment(
     assert await h.balance() == 100 + SKU_CREDITS
     assert await books(h) == -SKU_CREDITS
     assert [c for c in h.fake.calls if is_dm(c)] == [dm]
+
+
+# --- Discord's own refunds (ENTITLEMENT_DELETE) --------------------------------------
+
+
+def dms_to(fake: FakeDiscord, user_id: int) -> list[str]:
+    """What the bot DMed ``user_id`` so far."""
+    return [
+        str(c.payload.get("content"))
+        for c in fake.calls
+        if is_dm(c)
+        and fake.dm_channels[int(c.path.split("/")[2])]["recipients"][0]["id"] == str(user_id)
+    ]
+
+
+async def wait_dm(fake: FakeDiscord, user_id: int, words: str) -> None:
+    for _ in range(400):
+        if any(words in m for m in dms_to(fake, user_id)):
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"no DM to {user_id} with {words!r}: {dms_to(fake, user_id)}")
+
+
+async def barrier(h: Harness, sku: str, balance: int) -> None:
+    """A later purchase, credited and DMed: the events sent before it were handled."""
+    told = len(dms_to(h.fake, USER_ID))
+    await h.fake.create_entitlement(USER_ID, sku)
+    await wait_balance(h, balance)
+    for _ in range(400):
+        if len(dms_to(h.fake, USER_ID)) > told:
+            return
+        await asyncio.sleep(0.025)
+
+
+async def refunds(app: Imagine) -> list[tuple[int, str | None]]:
+    async with app.store.read() as tx:
+        assert await app.store.ledger.check_invariants(tx) == []
+        account = await app.store.ledger.find_account(tx, "discord", str(USER_ID))
+        assert account is not None
+        return [
+            (t.amount, t.actor)
+            for t in await app.store.ledger.history(tx, account.id)
+            if t.kind == "purchase_refund"
+        ]
+
+
+async def payment_of(app: Imagine, charge_id: str) -> Payment:
+    async with app.store.read() as tx:
+        payment = await app.store.payments.get(tx, "discord", charge_id)
+    assert payment is not None
+    return payment
+
+
+async def test_a_refund_by_discord_takes_the_credits_back_once(shop: tuple[Harness, str]) -> None:
+    h, sku = shop
+    ent = await h.fake.create_entitlement(USER_ID, sku)
+    await wait_balance(h, 100 + SKU_CREDITS)
+    await wait_dm(h.fake, USER_ID, "credits were added")
+
+    await h.fake.delete_entitlement(ent["id"])
+    await h.fake.delete_entitlement(ent["id"])  # Discord delivers it again
+    await wait_dm(h.fake, USER_ID, f"Discord refunded your purchase, so its {SKU_CREDITS}")
+    await wait_balance(h, 100)
+    await barrier(h, sku, 100 + SKU_CREDITS)
+
+    told = [m for m in dms_to(h.fake, USER_ID) if "refunded" in m]
+    assert told == [
+        f"Discord refunded your purchase, so its {SKU_CREDITS} credits were taken back. "
+        "Your balance: 100."
+    ]
+    assert await h.balance() == 100 + SKU_CREDITS
+    assert await refunds(h.app) == [(SKU_CREDITS, "discord:platform")]
+    assert await books(h) == -SKU_CREDITS  # only the later purchase is still sold
+    payment = await payment_of(h.app, ent["id"])
+    assert payment.status == "refunded" and payment.platform_refunded_at is not None
+    assert dms_to(h.fake, ADMIN_ID) == []  # nothing for the admins to do
+
+    # An admin's refund afterwards takes nothing more.
+    again = await answer(
+        h, "credits", {"charge_id": ent["id"]}, subcommand="refund", user_id=ADMIN_ID
+    )
+    assert f"{ent['id']} was already refunded" in again
+    assert await h.balance() == 100 + SKU_CREDITS
+    listing = await answer(h, "credits", subcommand="payments", user_id=ADMIN_ID)
+    assert "refunded by the platform" in listing and "already spent" not in listing
+
+
+async def test_a_refund_by_discord_of_spent_credits_alerts_the_admins_once(
+    shop: tuple[Harness, str],
+) -> None:
+    h, sku = shop
+    ent = await h.fake.create_entitlement(USER_ID, sku)
+    await wait_balance(h, 100 + SKU_CREDITS)
+    admin, user = UserRef("discord", str(ADMIN_ID)), UserRef("discord", str(USER_ID))
+    await h.app.admin_deduct(admin, user, 300, "spent")
+
+    await h.fake.delete_entitlement(ent["id"])
+    await h.fake.delete_entitlement(ent["id"])
+    await wait_dm(h.fake, ADMIN_ID, "already spent")
+    # Credits again: a redelivery now still takes nothing.
+    await barrier(h, sku, 50 + SKU_CREDITS)
+    await h.fake.delete_entitlement(ent["id"])
+    await barrier(h, sku, 50 + 2 * SKU_CREDITS)
+
+    [alert] = dms_to(h.fake, ADMIN_ID)
+    assert ent["id"] in alert and f"discord:{USER_ID}" in alert
+    assert f"({SKU_CREDITS} credits)" in alert and "balance: 50" in alert
+    assert await h.balance() == 50 + 2 * SKU_CREDITS
+    assert await refunds(h.app) == []
+    assert not [m for m in dms_to(h.fake, USER_ID) if "refunded" in m]
+    payment = await payment_of(h.app, ent["id"])
+    assert payment.status == "credited" and payment.platform_refunded_at is not None
+    listing = await answer(h, "credits", subcommand="payments", user_id=ADMIN_ID)
+    assert "refunded by the platform, credits already spent" in listing
+    await books(h)
+
+
+async def test_a_deleted_entitlement_that_is_not_ours_changes_nothing(
+    shop: tuple[Harness, str],
+) -> None:
+    h, sku = shop
+    other = h.fake.add_sku("a sticker pack")
+    ent = await h.fake.create_entitlement(USER_ID, other["id"])  # not a credit pack
+    uncredited = h.fake.entitlement(USER_ID, sku)  # never reached the bot
+    await h.fake.delete_entitlement(ent["id"])
+    await h.fake.delete_entitlement(uncredited["id"])
+    await barrier(h, sku, 100 + SKU_CREDITS)
+
+    assert await h.balance() == 100 + SKU_CREDITS
+    assert [m for m in dms_to(h.fake, USER_ID) if "refunded" in m] == []
+    assert dms_to(h.fake, ADMIN_ID) == []
+    async with h.app.store.read() as tx:
+        assert await h.app.store.payments.get(tx, "discord", ent["id"]) is None
+        assert await h.app.store.payments.get(tx, "discord", uncredited["id"]) is None
+    assert await refunds(h.app) == []
+    assert await books(h) == -SKU_CREDITS
+
+
+@pytest.mark.parametrize("spent", [False, True], ids=["kept", "spent"])
+async def test_an_entitlement_deleted_while_the_bot_was_down_is_settled_at_start(
+    fake: FakeDiscord, tmp_path: Path, spent: bool
+) -> None:
+    """Discord refunded a credited purchase while the bot was down: the start's
+    listing shows it deleted, and the same rule applies, once."""
+    sku = fake.add_sku("250 credits")
+    ent = fake.entitlement(USER_ID, sku["id"])
+    env = base_env(tmp_path, DISCORD_SKU_PACKS=f"{sku['id']}:{SKU_CREDITS}")
+    async with build_app(load_settings(env, env_file=None), sweep=False) as app:
+        user = UserRef("discord", str(USER_ID))
+        await app.payments.credit_entitlement(user, ent["id"], sku["id"])
+        await app.payments.consumed("discord", ent["id"])
+        await app.payments.claim_notice("discord", ent["id"])
+        fake.entitlements[int(ent["id"])]["consumed"] = True
+        if spent:
+            await app.admin_deduct(UserRef("discord", str(ADMIN_ID)), user, 300, "spent")
+        fake.entitlements[int(ent["id"])]["deleted"] = True
+
+        async with running(fake, app) as bot:
+            if spent:
+                await wait_dm(fake, ADMIN_ID, "already spent")
+            else:
+                await wait_dm(fake, USER_ID, "Discord refunded your purchase")
+            cog = bot.get_cog("BuyCog")
+            assert isinstance(cog, BuyCog)
+            assert await cog.reconcile() == 0  # a second pass does nothing more
+        async with running(fake, app):  # nor does the next start
+            await fake.wait_for_call("/entitlements", method="GET", start=len(fake.calls))
+
+        listed = [c for c in fake.calls if c.method == "GET" and c.path.endswith("/entitlements")]
+        assert all(c.query.get("exclude_deleted") in ("0", "false") for c in listed)
+        payment = await payment_of(app, ent["id"])
+        assert payment.platform_refunded_at is not None
+        assert payment.status == ("credited" if spent else "refunded")
+        assert await app.balance(user) == (50 if spent else 100)
+        assert await refunds(app) == ([] if spent else [(SKU_CREDITS, "discord:platform")])
+        assert len(dms_to(fake, ADMIN_ID)) == (1 if spent else 0)
+        assert len([m for m in dms_to(fake, USER_ID) if "refunded" in m]) == (0 if spent else 1)
+        assert not [c for c in fake.calls if c.path.endswith("/consume")]

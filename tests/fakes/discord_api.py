@@ -35,7 +35,10 @@ App monetization: ``add_sku`` makes a SKU the store lists (``GET .../skus``);
 ones too, with ``"consumed": true``) and read by ``GET .../entitlements/{id}``,
 consumed once by ``POST .../entitlements/{id}/consume`` (an unknown one is 404, code
 10070; a second consume is refused with a 400, as Discord refuses it), and
-``create_entitlement`` also sends the ``ENTITLEMENT_CREATE`` dispatch.
+``create_entitlement`` also sends the ``ENTITLEMENT_CREATE`` dispatch, and
+``delete_entitlement`` refunds one as Discord does: the entitlement is kept with
+``"deleted": true`` (listed only with ``exclude_deleted=false``, unconsumable) and the
+``ENTITLEMENT_DELETE`` dispatch carries the entitlement object.
 An interaction can carry entitlements in its ``entitlements`` list.
 
 ``hold`` keeps matching REST calls unanswered until released (to kill a bot process
@@ -1291,6 +1294,13 @@ class FakeDiscord:
         """A purchase as Discord reports it: recorded, then ``ENTITLEMENT_CREATE``."""
         ent = self.entitlement(user_id, sku_id)
         await self.dispatch("ENTITLEMENT_CREATE", ent)
+        return ent
+
+    async def delete_entitlement(self, entitlement_id: int | str) -> JsonDict:
+        """Discord refunded (or removed) it: marked deleted, then ``ENTITLEMENT_DELETE``."""
+        ent = self.entitlements[int(entitlement_id)]
+        ent["deleted"] = True
+        await self.dispatch("ENTITLEMENT_DELETE", ent)
         return ent
 
     async def _r_skus(self, call: Call, app: str) -> tuple[int, Any]:
