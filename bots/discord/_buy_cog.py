@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from ._bot import ImagineBot
 
 log = logging.getLogger(__name__)
+# Past every snowflake: a listing that pages back from here sees them all.
+_NEWEST = discord.Object(id=(1 << 63) - 1)
 
 
 class BuyCog(commands.Cog):
@@ -127,24 +129,17 @@ class BuyCog(commands.Cog):
 
     async def _listing(self, skus: list[discord.Object]) -> AsyncIterator[discord.Entitlement]:
         """Every entitlement for these SKUs, deleted ones too (Discord refunded them,
-        maybe while the bot was down), oldest first. ``Client.entitlements`` drops
-        ``exclude_deleted`` when it pages forward (discord.py 2.7), so this pages
-        the same REST call itself."""
-        after: int | None = None
-        while True:
-            page = await self.bot.http.get_entitlements(
-                self.bot.application_id,  # type: ignore[arg-type]  # set once logged in
-                sku_ids=[s.id for s in skus],
-                after=after,
-                limit=100,
-                exclude_ended=True,
-                exclude_deleted=False,
-            )
-            for data in page:
-                yield discord.Entitlement(self.bot._connection, data)
-            if len(page) < 100:
-                return
-            after = int(page[-1]["id"])
+        maybe while the bot was down). ``Client.entitlements`` forwards
+        ``exclude_deleted`` only when it pages backwards (discord.py 2.7 drops it
+        going forwards), so the listing starts past the newest id and pages back."""
+        async for entitlement in self.bot.entitlements(
+            skus=skus,
+            limit=None,
+            before=_NEWEST,
+            exclude_ended=True,
+            exclude_deleted=False,
+        ):
+            yield entitlement
 
     async def _recheck(self, payment: Payment) -> int:
         """One payment we hold as unconsumed, settled by what Discord says of its

@@ -1317,9 +1317,10 @@ class FakeDiscord:
             found = [e for e in found if not e["deleted"]]
         if q.get("after"):
             found = [e for e in found if int(e["id"]) > int(q["after"])]
-        if q.get("before"):
-            found = [e for e in found if int(e["id"]) < int(q["before"])]
         limit = max(1, min(100, int(q.get("limit") or 100)))
+        if q.get("before"):  # the newest page below it, still in ascending order
+            found = [e for e in found if int(e["id"]) < int(q["before"])]
+            return 200, [dict(e) for e in found[-limit:]]
         return 200, [dict(e) for e in found[:limit]]
 
     async def _r_entitlement(self, call: Call, app: str, eid: str) -> tuple[int, Any]:
