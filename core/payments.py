@@ -31,7 +31,7 @@ from core.packs import STARS, CreditPack, pack_of_payload, payload_credits
 from core.ports import UserRef
 from core.settings import Settings
 from storage.errors import InsufficientFunds
-from storage.interfaces import SYSTEM_SALES, Payment, Store
+from storage.interfaces import SYSTEM_SALES, Account, Payment, Store, Tx
 
 if TYPE_CHECKING:
     from core.messages import Messages
@@ -46,6 +46,11 @@ PLATFORM_NAMES = {"discord": "Discord", "telegram": "Telegram"}
 RefundOnPlatform = Callable[[Payment, UserRef], Awaitable[None]]
 """Asks the platform to return the money; returns when it did (or says it already
 had), raises otherwise."""
+
+
+def _user_of(platform: str, account: Account) -> UserRef:
+    """The buyer behind a payment's account, as the frontends address users."""
+    return UserRef(platform, account.external_id, account.username)
 
 
 def sales_platforms(settings: Settings) -> frozenset[str]:
@@ -241,7 +246,7 @@ class Payments:
             for payment in await self.store.payments.unnotified(tx, platform):
                 account = await self.store.ledger.get_account(tx, payment.account_id)
                 balance = (await self.store.ledger.balance(tx, account.id)).available
-                user = UserRef(platform, account.external_id, account.username)
+                user = _user_of(platform, account)
                 found.append(Notice(payment, user, balance))
         return found
 
@@ -258,24 +263,12 @@ class Payments:
             if payment is None:
                 return None
             account = await self.store.ledger.get_account(tx, payment.account_id)
-            user = UserRef(platform, account.external_id, account.username)
+            user = _user_of(platform, account)
             if payment.platform_refunded_at is None:
                 took = spent = False
                 if payment.status == "credited":
-                    sales = await self.store.ledger.system_account(tx, SYSTEM_SALES)
                     try:
-                        # The admin refund's transfer id: whichever comes first takes
-                        # the credits, the other one takes nothing more.
-                        await self.store.ledger.transfer(
-                            tx,
-                            f"{PURCHASE_REFUND}:{platform}:{charge_id}",
-                            account.id,
-                            sales.id,
-                            payment.credits,
-                            PURCHASE_REFUND,
-                            actor=actor,
-                            reason=f"{platform} {charge_id}",
-                        )
+                        await self._take_back_credits(tx, payment, actor)
                         took = True
                     except InsufficientFunds:
                         spent = True  # raised before anything was written
@@ -332,6 +325,23 @@ class Payments:
             )
         return PlatformRefund(payment, user, balance, outcome)
 
+    async def _take_back_credits(self, tx: Tx, payment: Payment, actor: str) -> None:
+        """The purchase's credits back to ``system:sales``. The admin refund and the
+        platform's own share this transfer id: whichever comes first takes them,
+        the other takes nothing more. ``InsufficientFunds`` (raised before anything
+        is written) when the user has spent them."""
+        sales = await self.store.ledger.system_account(tx, SYSTEM_SALES)
+        await self.store.ledger.transfer(
+            tx,
+            f"{PURCHASE_REFUND}:{payment.platform}:{payment.charge_id}",
+            payment.account_id,
+            sales.id,
+            payment.credits,
+            PURCHASE_REFUND,
+            actor=actor,
+            reason=f"{payment.platform} {payment.charge_id}",
+        )
+
     # --- admins --------------------------------------------------------------------
 
     async def refund(
@@ -347,18 +357,8 @@ class Payments:
                 raise UnknownPayment(charge_id, charge_id=charge_id)
             account = await self.store.ledger.get_account(tx, payment.account_id)
             if payment.status == "credited":
-                sales = await self.store.ledger.system_account(tx, SYSTEM_SALES)
                 try:
-                    await self.store.ledger.transfer(
-                        tx,
-                        f"{PURCHASE_REFUND}:{platform}:{charge_id}",
-                        account.id,
-                        sales.id,
-                        payment.credits,
-                        PURCHASE_REFUND,
-                        actor=actor.key,
-                        reason=f"{platform} {charge_id}",
-                    )
+                    await self._take_back_credits(tx, payment, actor.key)
                 except InsufficientFunds as exc:
                     raise RefundRefused(
                         charge_id, credits=payment.credits, balance=exc.available
@@ -367,7 +367,7 @@ class Payments:
                     tx, platform, charge_id, "credited", "refunding"
                 )
             balance = (await self.store.ledger.balance(tx, account.id)).available
-        user = UserRef(platform, account.external_id, account.username)
+        user = _user_of(platform, account)
         if payment.status != "refunded":
             try:
                 await on_platform(payment, user)
@@ -393,7 +393,7 @@ class Payments:
 
     async def recent(self, actor: UserRef, limit: int = 10) -> list[PaymentSummary]:
         await self.admin.authorize(actor, "payments", None)
-        async with self.store.transaction() as tx:
+        async with self.store.read() as tx:
             found = []
             for payment in await self.store.payments.recent(tx, limit):
                 account = await self.store.ledger.get_account(tx, payment.account_id)
