@@ -34,7 +34,11 @@ from bots.dashboard.server import DashboardServer  # noqa: E402
 from core.admin import CreditAdmin  # noqa: E402
 from core.stats import Stats  # noqa: E402
 from core.vendors.presets import PRESETS  # noqa: E402
-from storage import SYSTEM_REVENUE, SYSTEM_VENDOR_LOSS, Store, open_store  # noqa: E402
+from storage import SYSTEM_REVENUE, SYSTEM_VENDOR_LOSS, Store, open_store, reports  # noqa: E402
+from storage.postgres.reports import numbered  # noqa: E402
+from storage.postgres.store import pg_tx  # noqa: E402
+from storage.sqlite.reports import SqliteReports  # noqa: E402
+from storage.sqlite.tx import sqlite_tx  # noqa: E402
 
 TOKEN = "bench-dashboard-token-0123456789"
 USERS = 5_000
@@ -83,8 +87,6 @@ def rows(n: int, days: int, now: float, users: list[int], seed: int = 7) -> Any:
 
 
 async def fill_sqlite(store: Store, n: int, days: int, now: float) -> None:
-    from storage.sqlite.tx import sqlite_tx
-
     async with store.transaction() as tx:
         t = sqlite_tx(tx, write=True)
         await t.execute(
@@ -129,8 +131,6 @@ async def fill_sqlite(store: Store, n: int, days: int, now: float) -> None:
 
 
 async def fill_postgres(store: Store, n: int, days: int, now: float) -> None:
-    from storage.postgres.store import pg_tx
-
     async with store.transaction() as tx:
         t = pg_tx(tx, write=True)
         await t.execute(
@@ -215,48 +215,27 @@ async def fill_postgres(store: Store, n: int, days: int, now: float) -> None:
         await pg_tx(tx, write=True).execute("ANALYZE")
 
 
-# The report queries of storage/{sqlite,postgres}/reports.py, for their plans
-# (SQLite placeholders; the days are filled in).
-PLANS = {
-    "jobs_per_day": "SELECT day, jobs, succeeded, failed FROM job_created_days "
-    "WHERE day >= {lo} AND day < {hi} AND jobs > 0 ORDER BY day",
-    "money_per_day": "SELECT day, kind, transfers, amount FROM money_days "
-    "WHERE day >= {lo} AND day < {hi}",
-    "job_times": "SELECT vendor, tier, bucket, SUM(jobs) FROM job_days WHERE day >= {lo} "
-    "AND day < {hi} AND state = 'SUCCEEDED' GROUP BY vendor, tier, bucket",
-    "top_users": "WITH c AS (SELECT account_id AS id, SUM(jobs) AS jobs, SUM(charged) AS charged"
-    " FROM user_days WHERE day >= {lo} AND day < {hi} GROUP BY account_id"
-    " ORDER BY charged DESC, jobs DESC, id LIMIT 10) SELECT c.id, a.platform, a.external_id,"
-    " a.username, c.jobs, c.charged FROM c JOIN accounts a ON a.id = c.id"
-    " ORDER BY c.charged DESC, c.jobs DESC, c.id",
-    "failures": "SELECT error, SUM(jobs) AS n FROM job_days WHERE day >= {lo} AND day < {hi}"
-    " AND state = 'FAILED' GROUP BY error ORDER BY n DESC, error",
-    "queue_now": "SELECT queue,"
-    " SUM(CASE WHEN state = 'RESERVED' AND claimed_by IS NULL THEN 1 ELSE 0 END),"
-    " SUM(CASE WHEN claimed_by IS NOT NULL THEN 1 ELSE 0 END),"
-    " MIN(CASE WHEN state = 'RESERVED' AND claimed_by IS NULL THEN created_at END)"
-    " FROM jobs WHERE state IN ('NEW', 'RESERVED', 'SUBMITTING', 'POLLING', 'DELIVERING')"
-    " GROUP BY queue ORDER BY queue",
-}
-
-
 async def explain(store: Store, now: float, days: int = 30) -> None:
+    """The plans of the dashboard's own report queries (``storage.reports``)."""
     hi = int(now // 86_400) + 1
-    lo = hi - days
+    window = (hi - days, hi)
+    sqlite = isinstance(store.reports, SqliteReports)
+    plans = {
+        "jobs_per_day": (reports.JOBS_PER_DAY, window),
+        "money_per_day": (reports.MONEY_PER_DAY, window),
+        "job_times": (reports.JOB_TIMES, window),
+        "top_users": (reports.TOP_USERS, (*window, 10)),
+        "failures": (reports.FAILURES, window),
+        "queue_now": (reports.queue_now_sql(store.reports.queue_index_hint), ()),
+    }
     async with store.read() as tx:
-        for name, sql in PLANS.items():
-            text = sql.format(lo=lo, hi=hi)
+        for name, (sql, args) in plans.items():
             print(f"-- {name} ({days} days)")
-            if store.__class__.__name__.startswith("Sqlite"):
-                from storage.sqlite.tx import sqlite_tx
-
-                text = text.replace("FROM jobs WHERE", "FROM jobs INDEXED BY jobs_active WHERE")
-                rows = await sqlite_tx(tx).fetchall("EXPLAIN QUERY PLAN " + text)
+            if sqlite:
+                rows = await sqlite_tx(tx).fetchall("EXPLAIN QUERY PLAN " + sql, args)
                 lines = [str(r[3]) for r in rows]
             else:
-                from storage.postgres.store import pg_tx
-
-                rows = await pg_tx(tx).fetch("EXPLAIN (ANALYZE, COSTS OFF) " + text)
+                rows = await pg_tx(tx).fetch("EXPLAIN (ANALYZE, COSTS OFF) " + numbered(sql), *args)
                 lines = [str(r[0]) for r in rows]
             print("\n".join("   " + line for line in lines))
 
